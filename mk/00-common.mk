@@ -1,0 +1,12 @@
+# Shared pieces: system packages and the checked-in generated contracts.
+DEPS_TARGETS += deps-system
+LINT_TARGETS += lint-contracts
+
+.PHONY: deps-system lint-contracts
+deps-system:
+	@scripts/deps-system
+
+lint-contracts: ## generated catalog and pricing vectors match their generators
+	@python3 services/catalog/generate.py --check
+	@python3 services/contracts/gen_pricing_vectors.py --check
+	@echo "contracts: catalog and pricing vectors are fresh"
