@@ -1,0 +1,3 @@
+module polyshop/bench/go-hello
+
+go 1.24
