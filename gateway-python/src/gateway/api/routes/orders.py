@@ -1,0 +1,115 @@
+# Order routes: POST /api/order runs the saga behind Idempotency-Key; GET /api/order/{id}
+# answers the stored order with its current status. Bodies are read and checked here so
+# every bad input maps to the shared error codes (415, 400, 413, 422).
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Path, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from gateway.api.deps import ServicesDep
+from gateway.errors import ApiError, validation_details
+from gateway.models import ErrorResponse, Order, OrderRequest
+
+router = APIRouter(tags=["orders"])
+JSON = "application/json"
+MAX_ORDER_ID = 2**53
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 128 or not all(0x20 <= ord(c) <= 0x7E for c in key):
+        raise ApiError(
+            "validation_failed",
+            "Idempotency-Key is invalid",
+            [
+                {
+                    "field": "Idempotency-Key",
+                    "message": "must be 1 to 128 printable ASCII characters",
+                }
+            ],
+        )
+    return key
+
+
+def is_json_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def read_order_request(request: Request) -> OrderRequest:
+    if not is_json_type(request.headers.get("content-type")):
+        raise ApiError("unsupported_media_type", "send the body as application/json")
+    # The middleware's receive() raises once MAX_BODY_BYTES is passed, before the rest is read.
+    body = await request.body()
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError("malformed_request", "request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(
+            "validation_failed",
+            "request body must be a JSON object",
+            [{"field": "body", "message": "must be a JSON object"}],
+        )
+    try:
+        return OrderRequest.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(
+            "validation_failed", "request is invalid", validation_details(exc.errors())
+        ) from None
+
+
+_ORDER_BODY = {
+    "required": True,
+    "content": {JSON: {"schema": {"$ref": "#/components/schemas/OrderRequest"}}},
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 422, 503)
+}
+
+
+@router.post(
+    "/api/order",
+    status_code=201,
+    response_model=Order,
+    summary="Place an order (saga: reserve, price, store, commit)",
+    openapi_extra={"requestBody": _ORDER_BODY},
+    responses=_ERRORS,
+)
+async def order_post(
+    request: Request,
+    services: ServicesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1-128 printable ASCII; same key + same body replays the first answer"
+            " for 24 h, same key + other body is 409 idempotency_conflict",
+        ),
+    ] = None,
+) -> Response:
+    key = check_idempotency_key(idempotency_key)
+    req = await read_order_request(request)
+    answer = await services.orders.place(req, key)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return Response(answer.body, status_code=answer.status, headers=headers, media_type=JSON)
+
+
+@router.get(
+    "/api/order/{order_id}",
+    response_model=Order,
+    summary="An order with its current status",
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+async def order_get(
+    services: ServicesDep,
+    order_id: Annotated[int, Path(ge=1, le=MAX_ORDER_ID)],
+) -> Response:
+    return Response(await services.orders.get(order_id), media_type=JSON)

@@ -1,0 +1,46 @@
+# GET /api/stats: the gateway's own numbers plus live stats of pricing and inventory, each
+# upstream slot {"status": "unavailable"} when it cannot be reached.
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from gateway.api.deps import ServicesDep
+from gateway.models import Stats
+from gateway.money import dumps
+
+log = logging.getLogger("gateway.stats")
+router = APIRouter(tags=["stats"])
+UNAVAILABLE = {"status": "unavailable"}
+
+
+def _slot(result: dict[str, Any] | BaseException, upstream: str) -> dict[str, Any]:
+    if isinstance(result, BaseException):
+        if not isinstance(result, Exception):
+            raise result
+        log.warning("stats_unavailable", extra={"upstream": upstream, "error": str(result)})
+        return UNAVAILABLE
+    return result
+
+
+@router.get("/api/stats", response_model=Stats, summary="Live numbers of the three services")
+async def stats_get(services: ServicesDep) -> Response:
+    results = await asyncio.gather(
+        services.pricing.stats(), services.inventory.stats(), return_exceptions=True
+    )
+    pricing, inventory = results
+    body = {
+        "api_gateway": {
+            "service": "api-gateway",
+            "language": "Python",
+            "uptime": round(time.monotonic() - services.started_at, 1),
+        },
+        "pricing_service": _slot(pricing, "pricing"),
+        "inventory_service": _slot(inventory, "inventory"),
+    }
+    return Response(dumps(body), media_type="application/json")

@@ -1,0 +1,1 @@
+# Clients of the upstream services (pricing, inventory) over pooled aiohttp sessions.

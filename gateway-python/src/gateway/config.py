@@ -1,0 +1,152 @@
+# Gateway configuration: the env.md variables the gateway reads, their defaults and bounds,
+# the one-line-exit-2 rule for bad values, and the masked view logged once at start.
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_FLOAT_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def _strict_int(value: Any) -> Any:
+    # env.md: "a value with trailing garbage (10ms) is an error"; pydantic alone would also
+    # accept "10.0" or " 10", which hides typos in deployment files.
+    if isinstance(value, str):
+        if not _INT_RE.match(value):
+            raise ValueError("must be a decimal integer")
+        return int(value)
+    return value
+
+
+def _strict_float(value: Any) -> Any:
+    if isinstance(value, str):
+        if not _FLOAT_RE.match(value):
+            raise ValueError("must be a decimal number")
+        return float(value)
+    return value
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+Int = Annotated[int, BeforeValidator(_strict_int)]
+Float = Annotated[float, BeforeValidator(_strict_float)]
+
+
+class Settings(BaseSettings):
+    """Every knob the gateway reads; field name = env var name in lower case."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    port: Int = Field(8000, ge=1, le=65535, description="listen port")
+    polyshop_env: Literal["dev", "prod"] = Field(
+        "dev", description="`dev` or `prod`; prod refuses fault knobs and an unset ADMIN_TOKEN"
+    )
+    redis_url: str | None = Field(
+        None, description="orders and idempotency records in Redis; unset = in memory"
+    )
+    pricing_url: str = Field("http://127.0.0.1:8001", description="pricing upstream")
+    inventory_url: str = Field("http://127.0.0.1:8002", description="inventory upstream")
+    log_level: Literal["debug", "info", "warn", "error"] = Field(
+        "info", description="`debug`, `info`, `warn`, `error`"
+    )
+    admin_token: str | None = Field(
+        None, description="required when POLYSHOP_ENV=prod (the gateway has no admin routes)"
+    )
+    upstream_timeout_ms: Int = Field(
+        1000, ge=1, le=60000, description="per-try timeout of an upstream call"
+    )
+    upstream_retries: Int = Field(
+        1, ge=0, le=5, description="retries of idempotent upstream calls (with jitter)"
+    )
+    request_deadline_ms: Int = Field(
+        2500, ge=1, le=120000, description="budget of a whole request, passed downstream"
+    )
+    max_body_bytes: Int = Field(
+        65536, ge=1, le=64 * 1024 * 1024, description="larger bodies get 413 payload_too_large"
+    )
+    fault_delay_ms: Int = Field(
+        0, ge=0, le=60000, description="added latency on every /api/* request (tests only)"
+    )
+    fault_error_rate: Float = Field(
+        0.0, ge=0.0, le=1.0, description="share of /api/* requests answered 500 fault_injected"
+    )
+    instance_id: str = Field(
+        default_factory=_default_instance_id,
+        description="names this replica in logs and order ids (default hostname-pid)",
+    )
+
+    @field_validator("redis_url", "admin_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("log_level", "polyshop_env", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("pricing_url", "inventory_url", "redis_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https", "redis", "rediss", "unix"} or not (
+            parts.netloc or parts.path
+        ):
+            raise ValueError("must be a URL such as http://host:port")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _prod_rules(self) -> Settings:
+        if self.polyshop_env == "prod":
+            if self.fault_delay_ms or self.fault_error_rate:
+                raise ValueError("POLYSHOP_ENV=prod refuses FAULT_DELAY_MS/FAULT_ERROR_RATE")
+            if not self.admin_token:
+                raise ValueError("POLYSHOP_ENV=prod requires ADMIN_TOKEN")
+        return self
+
+    def masked(self) -> dict[str, Any]:
+        """The effective config for the start-up log line, secrets replaced by ***."""
+        out = self.model_dump()
+        if out["admin_token"]:
+            out["admin_token"] = "***"  # noqa: S105 - the mask, not a secret
+        if out["redis_url"]:
+            out["redis_url"] = mask_url(out["redis_url"])
+        return out
+
+
+def mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, ""))
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Reads the environment; on a bad value prints ONE line naming the variable, exits 2."""
+    env = dict(os.environ if environ is None else environ)
+    names = set(Settings.model_fields)
+    values = {k.lower(): v for k, v in env.items() if k.lower() in names}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "POLYSHOP_ENV"
+        msg = err["msg"].removeprefix("Value error, ")
+        print(f"gateway: invalid configuration: {name}: {msg}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,319 @@
+# Unit-test fixtures: fake pricing and inventory upstreams served over real HTTP on port 0
+# (aiohttp TestServer), a real redis-server when a test asks for one, and the gateway app
+# built by create_app(settings) with its lifespan running, driven through httpx's ASGI transport.
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from gateway.config import Settings
+from gateway.main import create_app
+
+
+def _err(status: int, code: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": code, "request_id": "x"}}, status=status)
+
+
+@dataclass
+class FakeInventory:
+    """Just enough inventory semantics for the saga: holds, commit, release, replays."""
+
+    stock: dict[int, int] = field(default_factory=lambda: {123: 223, 7: 3})
+    holds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_key: dict[str, str] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    fail: dict[str, int] = field(default_factory=dict)  # action -> status to answer
+    fail_times: dict[str, int] = field(default_factory=dict)  # action -> how many times
+    delay_s: dict[str, float] = field(default_factory=dict)
+    seq: int = 0
+
+    async def _maybe_fail(self, action: str) -> web.Response | None:
+        if action in self.delay_s:
+            await asyncio.sleep(self.delay_s[action])
+        if action not in self.fail:
+            return None
+        if action in self.fail_times:
+            if self.fail_times[action] <= 0:
+                return None
+            self.fail_times[action] -= 1
+        return _err(self.fail[action], "upstream_unavailable")
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/reservations", self.reserve)
+        app.router.add_post("/api/reservations/{id}/commit", self.commit)
+        app.router.add_delete("/api/reservations/{id}", self.release)
+        app.router.add_get("/api/stats", self.stats)
+        return app
+
+    async def reserve(self, request: web.Request) -> web.Response:
+        self.calls.append(("reserve", ""))
+        self.headers.append(dict(request.headers))
+        if (resp := await self._maybe_fail("reserve")) is not None:
+            return resp
+        body = await request.json()
+        pid, qty, key = body["product_id"], body["quantity"], body.get("idempotency_key")
+        if key and key in self.by_key:
+            hold = self.holds[self.by_key[key]]
+            return web.json_response(hold["answer"], status=200)
+        if pid not in self.stock:
+            return _err(404, "product_not_found")
+        if self.stock[pid] < qty:
+            return _err(409, "insufficient_stock")
+        before = self.stock[pid]
+        self.stock[pid] -= qty
+        self.seq += 1
+        rid = f"RES-{self.seq}"
+        answer = {
+            "reservation_id": rid,
+            "product_id": pid,
+            "quantity": qty,
+            "expires_at": "2026-11-23T10:05:00Z",
+            "available_before": before,
+            "recent_demand_before": 0,
+        }
+        self.holds[rid] = {"state": "pending", "product_id": pid, "quantity": qty, "answer": answer}
+        if key:
+            self.by_key[key] = rid
+        return web.json_response(answer, status=201)
+
+    async def commit(self, request: web.Request) -> web.Response:
+        rid = request.match_info["id"]
+        self.calls.append(("commit", rid))
+        if (resp := await self._maybe_fail("commit")) is not None:
+            return resp
+        hold = self.holds.get(rid)
+        if hold is None:
+            return _err(404, "reservation_not_found")
+        if hold["state"] != "pending":
+            return _err(409, "reservation_not_pending")
+        hold["state"] = "committed"
+        return web.json_response({"reservation_id": rid, "status": "committed"})
+
+    async def release(self, request: web.Request) -> web.Response:
+        rid = request.match_info["id"]
+        self.calls.append(("release", rid))
+        if (resp := await self._maybe_fail("release")) is not None:
+            return resp
+        hold = self.holds.get(rid)
+        if hold is None:
+            return _err(404, "reservation_not_found")
+        if hold["state"] != "pending":
+            return _err(409, "reservation_not_pending")
+        hold["state"] = "released"
+        self.stock[hold["product_id"]] += hold["quantity"]
+        return web.json_response({"reservation_id": rid, "status": "released"})
+
+    async def stats(self, _: web.Request) -> web.Response:
+        return web.json_response(
+            {"service": "inventory-service", "language": "Go", "requests_processed": len(self.calls),
+             "active_goroutines": 4, "avg_response_time_us": 12.5}
+        )
+
+    def actions(self, action: str) -> list[str]:
+        return [rid for act, rid in self.calls if act == action]
+
+
+@dataclass
+class FakePricing:
+    """Prices with DESIGN.md's rules so seed values can be checked value for value."""
+
+    base: dict[int, str] = field(default_factory=lambda: {123: "173.00", 7: "10.00"})
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    fail: dict[str, int] = field(default_factory=dict)
+    delay_s: dict[str, float] = field(default_factory=dict)
+    raw_product_body: bytes | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/calculate_price", self.calculate)
+        app.router.add_get("/api/prices/{id}", self.product)
+        app.router.add_get("/api/prices", self.products)
+        app.router.add_get("/api/stats", self.stats)
+        return app
+
+    def price(self, pid: int, available: int, quantity: int, demand: int) -> dict[str, Any]:
+        base = Decimal(self.base[pid])
+        scarcity = Decimal("1.5") if available < 10 else Decimal("1.2") if available < 50 else Decimal(1)
+        demand_f = min(Decimal("1.00") + Decimal("0.01") * demand, Decimal("1.25"))
+        tier, disc = (
+            ("platinum", 20) if quantity >= 100 else ("gold", 15) if quantity >= 50
+            else ("silver", 10) if quantity >= 10 else ("basic", 5)
+        )
+        final = (base * demand_f * scarcity * (1 - Decimal(disc) / 100)).quantize(
+            Decimal("0.01"), ROUND_HALF_UP
+        )
+        return {"base_price": float(base), "final_price": float(final),
+                "discount_percent": float(disc), "price_tier": tier}
+
+    async def calculate(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.calls.append(body)
+        if "calculate" in self.delay_s:
+            await asyncio.sleep(self.delay_s["calculate"])
+        if "calculate" in self.fail:
+            return _err(self.fail["calculate"], "internal_error")
+        if body["product_id"] not in self.base:
+            return _err(404, "product_not_found")
+        out = self.price(body["product_id"], body["quantity_available"], body.get("quantity", 1),
+                         body.get("recent_demand", 0))
+        return web.json_response({"product_id": body["product_id"], **out,
+                                  "scarcity_factor": 1.0, "demand_factor": 1.0, "currency": "USD"})
+
+    def product_obj(self, pid: int) -> dict[str, Any]:
+        p = self.price(pid, 223, 1, 0)
+        return {"product_id": pid,
+                "inventory": {"available": 223, "warehouse": "WH-4", "last_updated": "2026-11-23T10:00:00Z"},
+                "pricing": p}
+
+    async def product(self, request: web.Request) -> web.Response:
+        self.calls.append({"path": request.path, "headers": dict(request.headers)})
+        if "product" in self.delay_s:
+            await asyncio.sleep(self.delay_s["product"])
+        if "product" in self.fail:
+            return _err(self.fail["product"], "upstream_unavailable")
+        if self.raw_product_body is not None:
+            return web.Response(body=self.raw_product_body, content_type="application/json")
+        pid = int(request.match_info["id"])
+        if pid not in self.base:
+            return _err(404, "product_not_found")
+        return web.json_response(self.product_obj(pid))
+
+    async def products(self, request: web.Request) -> web.Response:
+        ids = [int(x) for x in request.query["ids"].split(",")]
+        self.calls.append({"path": request.path, "ids": ids})
+        return web.json_response({"products": [self.product_obj(i) for i in ids if i in self.base],
+                                  "not_found": [i for i in ids if i not in self.base]})
+
+    async def stats(self, _: web.Request) -> web.Response:
+        return web.json_response({"service": "pricing-service", "language": "Rust",
+                                  "requests_processed": len(self.calls), "avg_calculation_time_us": 3.2})
+
+
+@pytest.fixture
+def fake_inventory() -> FakeInventory:
+    return FakeInventory()
+
+
+@pytest.fixture
+def fake_pricing() -> FakePricing:
+    return FakePricing()
+
+
+@pytest.fixture
+async def upstreams(
+    fake_inventory: FakeInventory, fake_pricing: FakePricing
+) -> AsyncIterator[tuple[str, str]]:
+    inv = TestServer(fake_inventory.app(), host="127.0.0.1", port=0)
+    pri = TestServer(fake_pricing.app(), host="127.0.0.1", port=0)
+    await inv.start_server()
+    await pri.start_server()
+    try:
+        yield str(pri.make_url("")).rstrip("/"), str(inv.make_url("")).rstrip("/")
+    finally:
+        await inv.close()
+        await pri.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is missing (run `make deps`)")
+        pytest.skip("redis-server is not installed; `make deps` installs it")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"instance_id": "test-1", "upstream_timeout_ms": 1000}
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    app: Any
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def start_gateway(settings: Settings) -> tuple[Any, Any, httpx.AsyncClient]:
+    app = create_app(settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    return app, lifespan, client
+
+
+@pytest.fixture
+async def gateway_factory(
+    upstreams: tuple[str, str],
+) -> AsyncIterator[Any]:
+    opened: list[tuple[Any, httpx.AsyncClient]] = []
+
+    async def factory(**overrides: Any) -> Gateway:
+        pricing_url, inventory_url = upstreams
+        settings = make_settings(pricing_url=pricing_url, inventory_url=inventory_url, **overrides)
+        app, lifespan, client = await start_gateway(settings)
+        opened.append((lifespan, client))
+        return Gateway(client, app)
+
+    yield factory
+    for lifespan, client in opened:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def gw(gateway_factory: Any) -> Gateway:
+    gateway: Gateway = await gateway_factory()
+    return gateway
