@@ -1,0 +1,320 @@
+// This file owns the handlers: methods on Server that return an error, mapped to the
+// shared error JSON in one place (handle -> writeError).
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"polyshop/inventory-go/internal/inventory"
+)
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handle(fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+type itemJSON struct {
+	ProductID    int64  `json:"product_id"`
+	Available    int64  `json:"available"`
+	Reserved     int64  `json:"reserved"`
+	Warehouse    string `json:"warehouse"`
+	LastUpdated  string `json:"last_updated"`
+	RecentDemand int64  `json:"recent_demand"`
+}
+
+func toItemJSON(it inventory.Item) itemJSON {
+	return itemJSON{
+		ProductID: it.ProductID, Available: it.Available, Reserved: it.Reserved, Warehouse: it.Warehouse,
+		LastUpdated: it.LastUpdated.UTC().Format(timeLayout), RecentDemand: it.RecentDemand,
+	}
+}
+
+type reservationJSON struct {
+	ReservationID      string `json:"reservation_id"`
+	ProductID          int64  `json:"product_id"`
+	Quantity           int64  `json:"quantity"`
+	ExpiresAt          string `json:"expires_at"`
+	AvailableBefore    int64  `json:"available_before"`
+	RecentDemandBefore int64  `json:"recent_demand_before"`
+}
+
+type holdStatusJSON struct {
+	ReservationID string `json:"reservation_id"`
+	Status        string `json:"status"`
+	ProductID     int64  `json:"product_id"`
+	Quantity      int64  `json:"quantity"`
+	ExpiresAt     string `json:"expires_at"`
+}
+
+func toHoldStatus(res inventory.Reservation) holdStatusJSON {
+	return holdStatusJSON{ReservationID: res.ID, Status: res.Status, ProductID: res.ProductID,
+		Quantity: res.Quantity, ExpiresAt: res.ExpiresAt.UTC().Format(timeLayout)}
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "service": "inventory", "version": Version})
+}
+
+// ready checks only this service's own store (DESIGN.md): never an upstream.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.WarnContext(r.Context(), "not ready", "error", err.Error())
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status": "unavailable", "checks": map[string]string{"store": "unavailable"}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{"store": "ok"}})
+}
+
+func (s *Server) getItem(w http.ResponseWriter, r *http.Request) error {
+	id, ae := parseProductID(r.PathValue("id"))
+	if ae != nil {
+		return ae
+	}
+	it, err := s.store.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toItemJSON(it))
+	return nil
+}
+
+func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) error {
+	body, err := s.readJSON(w, r)
+	if err != nil {
+		return err
+	}
+	ids, ae := DecodeBatch(body)
+	if ae != nil {
+		return ae
+	}
+	items, missing, err := s.store.GetMany(r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Items    []itemJSON `json:"items"`
+		NotFound []int64    `json:"not_found"`
+	}{Items: make([]itemJSON, 0, len(items)), NotFound: missing}
+	for _, it := range items {
+		out.Items = append(out.Items, toItemJSON(it))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) listWarehouses(w http.ResponseWriter, r *http.Request) error {
+	stock, err := s.store.Warehouses(r.Context())
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]inventory.WarehouseStock, len(stock))
+	for _, ws := range stock {
+		byID[ws.ID] = ws
+	}
+	type warehouseJSON struct {
+		ID        string `json:"id"`
+		Name      string `json:"name"`
+		Region    string `json:"region"`
+		Products  int64  `json:"products"`
+		Available int64  `json:"available"`
+		Reserved  int64  `json:"reserved"`
+	}
+	out := struct {
+		Warehouses []warehouseJSON `json:"warehouses"`
+	}{Warehouses: make([]warehouseJSON, 0, len(s.warehouses))}
+	for _, wh := range s.warehouses {
+		ws := byID[wh.ID]
+		out.Warehouses = append(out.Warehouses, warehouseJSON{ID: wh.ID, Name: wh.Name, Region: wh.Region,
+			Products: ws.Products, Available: ws.Available, Reserved: ws.Reserved})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) reserve(w http.ResponseWriter, r *http.Request) error {
+	body, err := s.readJSON(w, r)
+	if err != nil {
+		return err
+	}
+	in, ae := DecodeReserve(body)
+	if ae != nil {
+		return ae
+	}
+	res, replayed, err := s.store.Reserve(r.Context(), in.Request(s.cfg.ReservationTTL))
+	if err != nil {
+		if errors.Is(err, inventory.ErrInsufficientStock) {
+			s.metrics.reservations.WithLabelValues("insufficient").Inc()
+		}
+		return err
+	}
+	status := http.StatusCreated
+	if replayed {
+		status = http.StatusOK
+		s.metrics.reservations.WithLabelValues("replayed").Inc()
+	} else {
+		s.metrics.reservations.WithLabelValues("reserved").Inc()
+	}
+	writeJSON(w, status, reservationJSON{
+		ReservationID: res.ID, ProductID: res.ProductID, Quantity: res.Quantity,
+		ExpiresAt: res.ExpiresAt.UTC().Format(timeLayout), AvailableBefore: res.AvailableBefore,
+		RecentDemandBefore: res.RecentDemandBefore,
+	})
+	return nil
+}
+
+// reservationID rejects ids this service never issues as unknown, before any store call.
+func reservationID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !inventory.ValidReservationID(id) {
+		return "", inventory.ErrReservationNotFound
+	}
+	return id, nil
+}
+
+func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
+	id, err := reservationID(r)
+	if err != nil {
+		return err
+	}
+	res, expired, err := s.store.Commit(r.Context(), id)
+	if expired {
+		s.metrics.reservations.WithLabelValues("expired").Inc()
+	}
+	if err != nil {
+		return err
+	}
+	s.metrics.reservations.WithLabelValues("committed").Inc()
+	writeJSON(w, http.StatusOK, toHoldStatus(res))
+	return nil
+}
+
+// release is idempotent: releasing a released hold answers 200 again, because the
+// gateway retries releases and a lost reply must not turn into an error.
+func (s *Server) release(w http.ResponseWriter, r *http.Request) error {
+	id, err := reservationID(r)
+	if err != nil {
+		return err
+	}
+	res, expired, err := s.store.Release(r.Context(), id)
+	if expired {
+		s.metrics.reservations.WithLabelValues("expired").Inc()
+	}
+	if err != nil {
+		return err
+	}
+	if !res.Repeated {
+		s.metrics.reservations.WithLabelValues("released").Inc()
+	}
+	writeJSON(w, http.StatusOK, toHoldStatus(res.Reservation))
+	return nil
+}
+
+func (s *Server) restock(w http.ResponseWriter, r *http.Request) error {
+	if err := s.authorize(r); err != nil {
+		return err
+	}
+	id, ae := parseProductID(r.PathValue("id"))
+	if ae != nil {
+		return ae
+	}
+	body, err := s.readJSON(w, r)
+	if err != nil {
+		return err
+	}
+	available, ae := DecodeRestock(body)
+	if ae != nil {
+		return ae
+	}
+	it, err := s.store.Restock(r.Context(), id, available)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "restocked", "product_id", id, "available", available)
+	writeJSON(w, http.StatusOK, toItemJSON(it))
+	return nil
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
+	n := s.requests.Load()
+	avg := 0.0
+	if n > 0 {
+		avg = math.Round(float64(s.totalMicros.Load())/float64(n)*100) / 100
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Service           string  `json:"service"`
+		Language          string  `json:"language"`
+		InstanceID        string  `json:"instance_id"`
+		RequestsProcessed int64   `json:"requests_processed"`
+		ActiveGoroutines  int     `json:"active_goroutines"`
+		AvgResponseTimeUs float64 `json:"avg_response_time_us"`
+	}{"inventory-service", "Go", s.cfg.InstanceID, n, runtime.NumGoroutine(), avg})
+	return nil
+}
+
+func hashToken(t string) [32]byte { return sha256.Sum256([]byte(t)) }
+
+// authorize guards admin routes. Hashing both sides first makes the constant-time
+// compare independent of the token length too.
+func (s *Server) authorize(r *http.Request) error {
+	if s.cfg.AdminToken == "" {
+		return apiErr("not_found", "no such route")
+	}
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return apiErr("unauthorized", "admin route: send Authorization: Bearer <token>")
+	}
+	got := hashToken(strings.TrimSpace(token))
+	if subtle.ConstantTimeCompare(got[:], s.adminHash[:]) != 1 {
+		return apiErr("forbidden", "wrong admin token")
+	}
+	return nil
+}
+
+// readJSON reads a JSON body of at most MAX_BODY_BYTES: a declared Content-Length above
+// it is refused before reading, and a chunked body is cut off by MaxBytesReader.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, apiErr("payload_too_large", "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, apiErr("unsupported_media_type", "send the body as application/json")
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, apiErr("payload_too_large", "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+		}
+		if ctxErr := r.Context().Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, &APIError{Code: "malformed_request", Message: "request body could not be read",
+			Details: []FieldError{{Field: "body", Message: "could not be read"}}}
+	}
+	return body, nil
+}

@@ -1,0 +1,293 @@
+// This file owns the Server: its dependencies and the request pipeline every route
+// shares (request id, trace context, deadline, fault injection, panic recovery,
+// metrics, access log). One function instead of a middleware stack keeps the hot path
+// to a single wrapper allocation.
+package httpapi
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	crand "crypto/rand"
+
+	"polyshop/inventory-go/internal/config"
+	"polyshop/inventory-go/internal/inventory"
+)
+
+// Version is reported by /health; the build may override it with -ldflags -X.
+var Version = "0.1.0"
+
+// Deps are what a Server needs.
+type Deps struct {
+	Store      inventory.Store
+	Warehouses []inventory.Warehouse
+	Config     config.Config
+	Logger     *slog.Logger
+}
+
+// Server is the inventory HTTP API.
+type Server struct {
+	store      inventory.Store
+	warehouses []inventory.Warehouse
+	cfg        config.Config
+	log        *slog.Logger
+	mux        *http.ServeMux
+	pathMux    *http.ServeMux // method-less patterns: tells a 405 from a 404
+	allow      map[string]string
+	metrics    *metrics
+	adminHash  [32]byte
+
+	requests    atomic.Int64
+	totalMicros atomic.Int64
+}
+
+// New builds the Server and its routes.
+func New(d Deps) *Server {
+	s := &Server{
+		store: d.Store, warehouses: d.Warehouses, cfg: d.Config, log: d.Logger,
+		metrics: newMetrics(d.Store),
+	}
+	s.routes()
+	if d.Config.AdminToken != "" {
+		s.adminHash = hashToken(d.Config.AdminToken)
+	}
+	return s
+}
+
+// CountExpired records holds the sweeper expired.
+func (s *Server) CountExpired(n int) {
+	s.metrics.reservations.WithLabelValues("expired").Add(float64(n))
+}
+
+type ctxKey struct{}
+
+// reqInfo is the per-request context: ids for logs and the route label.
+type reqInfo struct {
+	requestID, traceID, spanID string
+	route                      string
+}
+
+func infoFrom(ctx context.Context) *reqInfo {
+	info, _ := ctx.Value(ctxKey{}).(*reqInfo)
+	return info
+}
+
+func requestIDFrom(ctx context.Context) string {
+	if info := infoFrom(ctx); info != nil {
+		return info.requestID
+	}
+	return ""
+}
+
+// statusWriter remembers the status for metrics and the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// unobserved routes stay out of the histogram and the access log (observability.md).
+func unobserved(path string) bool {
+	return path == "/health" || path == "/ready" || path == "/metrics"
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	info := &reqInfo{requestID: requestID(r.Header.Get("X-Request-Id"))}
+	info.traceID, info.spanID = traceContext(r.Header.Get("traceparent"))
+	ctx := context.WithValue(r.Context(), ctxKey{}, info)
+	w.Header().Set("X-Request-Id", info.requestID)
+	sw := &statusWriter{ResponseWriter: w}
+
+	var cancel context.CancelFunc
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		if ae := s.deadline(r, &ctx, &cancel); ae != nil {
+			r = r.WithContext(ctx)
+			s.labelEarly(r, info)
+			s.writeError(sw, r, ae)
+			s.observe(r, info, sw, start)
+			return
+		}
+	}
+	if cancel != nil {
+		defer cancel()
+	}
+	r = r.WithContext(ctx)
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.ErrorContext(ctx, "panic", "panic", p)
+			if sw.status == 0 {
+				s.writeError(sw, r, apiErr("internal_error", "internal error"))
+			}
+		}
+		s.observe(r, info, sw, start)
+	}()
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		if ae := s.fault(ctx); ae != nil {
+			s.labelEarly(r, info)
+			s.writeError(sw, r, ae)
+			return
+		}
+	}
+	s.mux.ServeHTTP(sw, r)
+}
+
+// observe records the histogram, the stats and the access line of an API request.
+func (s *Server) observe(r *http.Request, info *reqInfo, sw *statusWriter, start time.Time) {
+	if unobserved(r.URL.Path) && r.Pattern != "" {
+		return
+	}
+	route := info.route
+	if route == "" {
+		route = routeLabel(r.Pattern)
+	}
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	d := time.Since(start)
+	s.requests.Add(1)
+	s.totalMicros.Add(d.Microseconds())
+	s.metrics.duration.WithLabelValues(r.Method, route, strconv.Itoa(sw.status)).Observe(d.Seconds())
+	s.log.InfoContext(r.Context(), "request", "method", r.Method, "route", route,
+		"status", sw.status, "duration_ms", ms(d))
+}
+
+// labelEarly finds the route label of a request answered before routing (deadline,
+// fault), so its metrics still carry the template and not "unmatched".
+func (s *Server) labelEarly(r *http.Request, info *reqInfo) {
+	_, pattern := s.mux.Handler(r)
+	info.route = routeLabel(pattern)
+}
+
+// routeLabel is the pattern without its method ("GET /api/inventory/{id}" ->
+// "/api/inventory/{id}"); the catch-all and a failed pre-routing step are "unmatched".
+func routeLabel(pattern string) string {
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	if pattern == "" || pattern == "/" {
+		return "unmatched"
+	}
+	return pattern
+}
+
+// deadline applies X-Request-Deadline-Ms: the remaining budget of the caller.
+func (s *Server) deadline(r *http.Request, ctx *context.Context, cancel *context.CancelFunc) *APIError {
+	v := r.Header.Get("X-Request-Deadline-Ms")
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return &APIError{Code: "malformed_request", Message: "X-Request-Deadline-Ms must be an integer >= 0",
+			Details: []FieldError{{Field: "X-Request-Deadline-Ms", Message: "must be an integer >= 0"}}}
+	}
+	if n == 0 {
+		return apiErr("deadline_exceeded", "the request deadline ran out")
+	}
+	*ctx, *cancel = context.WithTimeout(*ctx, time.Duration(min(n, 24*3600*1000))*time.Millisecond)
+	return nil
+}
+
+// fault applies FAULT_DELAY_MS and FAULT_ERROR_RATE (dev/test only; refused in prod).
+func (s *Server) fault(ctx context.Context) *APIError {
+	if d := s.cfg.FaultDelay; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return apiErr("deadline_exceeded", "the request deadline ran out")
+		}
+	}
+	if rate := s.cfg.FaultErrorRate; rate > 0 && rand.Float64() < rate {
+		return apiErr("fault_injected", "injected fault")
+	}
+	return nil
+}
+
+// requestID keeps a sane incoming X-Request-Id, else makes a new one (env.md).
+func requestID(in string) string {
+	if n := len(in); n >= 1 && n <= 128 {
+		ok := true
+		for i := 0; i < n; i++ {
+			c := in[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return in
+		}
+	}
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40 // UUID version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	return hex.EncodeToString(b[:])
+}
+
+// traceContext continues a valid W3C traceparent with a new span id, else starts a trace.
+func traceContext(tp string) (traceID, spanID string) {
+	var span [8]byte
+	_, _ = crand.Read(span[:])
+	spanID = hex.EncodeToString(span[:])
+	if len(tp) >= 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' && tp[:2] != "ff" &&
+		isLowerHex(tp[:2]) && isLowerHex(tp[3:35]) && isLowerHex(tp[36:52]) && isLowerHex(tp[53:55]) &&
+		tp[3:35] != strings.Repeat("0", 32) && tp[36:52] != strings.Repeat("0", 16) &&
+		(len(tp) == 55 || tp[:2] != "00") {
+		return tp[3:35], spanID
+	}
+	var trace [16]byte
+	_, _ = crand.Read(trace[:])
+	return hex.EncodeToString(trace[:]), spanID
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// writeJSON answers v as JSON with the status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // only our own types reach here; a failure is a bug
+		b = []byte(`{"error":{"code":"internal_error","message":"internal error","request_id":""}}`)
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

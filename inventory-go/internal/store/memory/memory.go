@@ -1,0 +1,323 @@
+// Package memory is the in-process inventory store (no REDIS_URL): one mutex guards
+// all state, so every operation is atomic and the invariants of the Redis scripts
+// (stock never negative, each hold settled exactly once) hold trivially.
+package memory
+
+import (
+	"container/heap"
+	"context"
+	"sort"
+	"time"
+
+	"sync"
+
+	"polyshop/inventory-go/internal/inventory"
+)
+
+type demandEntry struct {
+	atMs int64
+	qty  int64
+}
+
+type product struct {
+	item   inventory.Item
+	demand []demandEntry // reserved events inside the window, oldest first
+}
+
+type hold struct {
+	res         inventory.Reservation
+	idemKey     string
+	fingerprint string
+	finishedAt  time.Time
+}
+
+// expiryQueue is a min-heap of pending holds by expiry time.
+type expiryQueue []*hold
+
+func (q expiryQueue) Len() int           { return len(q) }
+func (q expiryQueue) Less(i, j int) bool { return q[i].res.ExpiresAt.Before(q[j].res.ExpiresAt) }
+func (q expiryQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *expiryQueue) Push(x any)        { *q = append(*q, x.(*hold)) }
+func (q *expiryQueue) Pop() any {
+	old := *q
+	h := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return h
+}
+
+// Store is the in-memory store.
+type Store struct {
+	now inventory.Clock
+
+	mu         sync.Mutex
+	products   map[int64]*product
+	warehouses []string
+	holds      map[string]*hold
+	idem       map[string]*hold
+	expiry     expiryQueue
+	finished   []*hold // settled holds in settle order, dropped after inventory.Retention
+}
+
+// New seeds a store from the catalog.
+func New(c inventory.Catalog, now inventory.Clock) *Store {
+	s := &Store{
+		now:      now,
+		products: make(map[int64]*product, len(c.Products)),
+		holds:    make(map[string]*hold),
+		idem:     make(map[string]*hold),
+	}
+	t := now().UTC()
+	for _, w := range c.Warehouses {
+		s.warehouses = append(s.warehouses, w.ID)
+	}
+	for _, p := range c.Products {
+		s.products[p.ID] = &product{item: inventory.Item{
+			ProductID: p.ID, Available: p.Stock, Warehouse: p.Warehouse, LastUpdated: t,
+		}}
+	}
+	return s
+}
+
+// pruneDemand drops reserved events that left the window; the caller holds mu.
+func pruneDemand(p *product, nowMs int64) {
+	cutoff := nowMs - inventory.DemandWindow.Milliseconds()
+	i := 0
+	for i < len(p.demand) && p.demand[i].atMs <= cutoff {
+		p.item.RecentDemand -= p.demand[i].qty
+		i++
+	}
+	if i > 0 {
+		p.demand = append(p.demand[:0], p.demand[i:]...)
+	}
+}
+
+func (s *Store) Get(ctx context.Context, productID int64) (inventory.Item, error) {
+	if err := ctx.Err(); err != nil {
+		return inventory.Item{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.products[productID]
+	if !ok {
+		return inventory.Item{}, inventory.ErrProductNotFound
+	}
+	pruneDemand(p, s.now().UnixMilli())
+	return p.item, nil
+}
+
+func (s *Store) GetMany(ctx context.Context, ids []int64) ([]inventory.Item, []int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nowMs := s.now().UnixMilli()
+	items := make([]inventory.Item, 0, len(ids))
+	missing := []int64{}
+	for _, id := range ids {
+		p, ok := s.products[id]
+		if !ok {
+			missing = append(missing, id)
+			continue
+		}
+		pruneDemand(p, nowMs)
+		items = append(items, p.item)
+	}
+	return items, missing, nil
+}
+
+func (s *Store) Warehouses(ctx context.Context) ([]inventory.WarehouseStock, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byID := make(map[string]*inventory.WarehouseStock, len(s.warehouses))
+	out := make([]inventory.WarehouseStock, len(s.warehouses))
+	for i, id := range s.warehouses {
+		out[i].ID = id
+		byID[id] = &out[i]
+	}
+	for _, p := range s.products {
+		w := byID[p.item.Warehouse]
+		w.Products++
+		w.Available += p.item.Available
+		w.Reserved += p.item.Reserved
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return inventory.Reservation{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UTC()
+	s.dropFinished(now)
+	if req.IdempotencyKey != "" {
+		if h, ok := s.idem[req.IdempotencyKey]; ok {
+			if h.fingerprint != req.Fingerprint {
+				return inventory.Reservation{}, false, inventory.ErrIdempotencyConflict
+			}
+			return h.res, true, nil
+		}
+	}
+	p, ok := s.products[req.ProductID]
+	if !ok {
+		return inventory.Reservation{}, false, inventory.ErrProductNotFound
+	}
+	nowMs := now.UnixMilli()
+	pruneDemand(p, nowMs)
+	if p.item.Available < req.Quantity {
+		return inventory.Reservation{}, false, &inventory.InsufficientStockError{ProductID: req.ProductID, Available: p.item.Available}
+	}
+	id := inventory.NewReservationID()
+	for s.holds[id] != nil {
+		id = inventory.NewReservationID()
+	}
+	h := &hold{
+		res: inventory.Reservation{
+			ID: id, ProductID: req.ProductID, Quantity: req.Quantity, Status: inventory.StatusPending,
+			ExpiresAt:       time.UnixMilli(nowMs + req.TTL.Milliseconds()).UTC(),
+			AvailableBefore: p.item.Available, RecentDemandBefore: p.item.RecentDemand,
+		},
+		idemKey: req.IdempotencyKey, fingerprint: req.Fingerprint,
+	}
+	p.item.Available -= req.Quantity
+	p.item.Reserved += req.Quantity
+	p.item.RecentDemand += req.Quantity
+	p.item.LastUpdated = now
+	p.demand = append(p.demand, demandEntry{atMs: nowMs, qty: req.Quantity})
+	s.holds[id] = h
+	if req.IdempotencyKey != "" {
+		s.idem[req.IdempotencyKey] = h
+	}
+	heap.Push(&s.expiry, h)
+	return h.res, false, nil
+}
+
+// settle moves a pending hold to a final status; the caller holds mu. Units go back
+// to free stock unless the hold was committed (sold).
+func (s *Store) settle(h *hold, status string, now time.Time) {
+	p := s.products[h.res.ProductID]
+	p.item.Reserved -= h.res.Quantity
+	if status == inventory.StatusCommitted {
+		p.item.Sold += h.res.Quantity
+	} else {
+		p.item.Available += h.res.Quantity
+	}
+	p.item.LastUpdated = now
+	h.res.Status = status
+	h.finishedAt = now
+	s.finished = append(s.finished, h)
+	// The heap entry stays until it surfaces; SweepExpired skips non-pending holds.
+}
+
+// dropFinished forgets holds settled more than Retention ago, so memory stays bounded
+// under load; the caller holds mu.
+func (s *Store) dropFinished(now time.Time) {
+	i := 0
+	for i < len(s.finished) && now.Sub(s.finished[i].finishedAt) > inventory.Retention {
+		h := s.finished[i]
+		delete(s.holds, h.res.ID)
+		if h.idemKey != "" && s.idem[h.idemKey] == h {
+			delete(s.idem, h.idemKey)
+		}
+		s.finished[i] = nil
+		i++
+	}
+	if i > 0 {
+		s.finished = append(s.finished[:0], s.finished[i:]...)
+	}
+}
+
+func (s *Store) Commit(ctx context.Context, id string) (inventory.Reservation, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return inventory.Reservation{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.holds[id]
+	if !ok {
+		return inventory.Reservation{}, false, inventory.ErrReservationNotFound
+	}
+	if h.res.Status != inventory.StatusPending {
+		return h.res, false, inventory.ErrReservationNotPending
+	}
+	now := s.now().UTC()
+	if !now.Before(h.res.ExpiresAt) {
+		s.settle(h, inventory.StatusExpired, now)
+		return h.res, true, inventory.ErrReservationExpired
+	}
+	s.settle(h, inventory.StatusCommitted, now)
+	return h.res, false, nil
+}
+
+func (s *Store) Release(ctx context.Context, id string) (inventory.ReleaseResult, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return inventory.ReleaseResult{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.holds[id]
+	if !ok {
+		return inventory.ReleaseResult{}, false, inventory.ErrReservationNotFound
+	}
+	switch h.res.Status {
+	case inventory.StatusReleased:
+		return inventory.ReleaseResult{Reservation: h.res, Repeated: true}, false, nil
+	case inventory.StatusPending:
+	default:
+		return inventory.ReleaseResult{Reservation: h.res}, false, inventory.ErrReservationNotPending
+	}
+	now := s.now().UTC()
+	if !now.Before(h.res.ExpiresAt) {
+		s.settle(h, inventory.StatusExpired, now)
+		return inventory.ReleaseResult{Reservation: h.res}, true, inventory.ErrReservationNotPending
+	}
+	s.settle(h, inventory.StatusReleased, now)
+	return inventory.ReleaseResult{Reservation: h.res}, false, nil
+}
+
+func (s *Store) Restock(ctx context.Context, productID, available int64) (inventory.Item, error) {
+	if err := ctx.Err(); err != nil {
+		return inventory.Item{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.products[productID]
+	if !ok {
+		return inventory.Item{}, inventory.ErrProductNotFound
+	}
+	now := s.now().UTC()
+	pruneDemand(p, now.UnixMilli())
+	p.item.Available = available
+	p.item.LastUpdated = now
+	return p.item, nil
+}
+
+func (s *Store) SweepExpired(ctx context.Context, limit int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UTC()
+	s.dropFinished(now)
+	n := 0
+	for n < limit && len(s.expiry) > 0 && !now.Before(s.expiry[0].res.ExpiresAt) {
+		h := heap.Pop(&s.expiry).(*hold)
+		if h.res.Status == inventory.StatusPending {
+			s.settle(h, inventory.StatusExpired, now)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
+
+func (s *Store) Close() error { return nil }

@@ -1,0 +1,289 @@
+// Package redis is the Redis-backed inventory store (REDIS_URL set). Each operation is
+// one Lua script from scripts.go run with EVALSHA (go-redis reloads it on NOSCRIPT),
+// so replicas share stock safely and every change lands in inventory.events.
+package redis
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"polyshop/inventory-go/internal/inventory"
+)
+
+const warehousesKey = "polyshop:inventory:warehouses"
+
+// Store is the Redis store.
+type Store struct {
+	rdb        *goredis.Client
+	now        inventory.Clock
+	warehouses []string
+}
+
+// New connects and seeds the products of the catalog that Redis does not have yet.
+func New(ctx context.Context, opt *goredis.Options, c inventory.Catalog, now inventory.Clock) (*Store, error) {
+	o := *opt
+	// Retries are off: a write script whose reply was lost must not run twice (a
+	// second hold would be created); the caller gets a 503 and the gateway decides.
+	o.MaxRetries = -1
+	o.ContextTimeoutEnabled = true
+	o.DialTimeout = time.Second
+	s := &Store{rdb: goredis.NewClient(&o), now: now}
+	for _, w := range c.Warehouses {
+		s.warehouses = append(s.warehouses, w.ID)
+	}
+	if err := s.seed(ctx, c); err != nil {
+		_ = s.rdb.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// seed runs in batches so no single script blocks Redis for long.
+func (s *Store) seed(ctx context.Context, c inventory.Catalog) error {
+	const batch = 500
+	nowMs := s.now().UnixMilli()
+	for i := 0; i < len(c.Products); i += batch {
+		end := min(i+batch, len(c.Products))
+		args := make([]any, 0, 1+3*(end-i))
+		args = append(args, nowMs)
+		for _, p := range c.Products[i:end] {
+			args = append(args, p.ID, p.Stock, p.Warehouse)
+		}
+		if err := seedScript.Run(ctx, s.rdb, nil, args...).Err(); err != nil {
+			return s.fail(ctx, fmt.Errorf("seed: %w", err))
+		}
+	}
+	return nil
+}
+
+// fail turns a Redis error into the context error when the caller's deadline or
+// cancellation caused it, else into ErrStoreUnavailable (the cause stays wrapped for logs).
+func (s *Store) fail(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	return fmt.Errorf("%w: %w", inventory.ErrStoreUnavailable, err)
+}
+
+func (s *Store) Get(ctx context.Context, productID int64) (inventory.Item, error) {
+	items, missing, err := s.GetMany(ctx, []int64{productID})
+	if err != nil {
+		return inventory.Item{}, err
+	}
+	if len(missing) > 0 {
+		return inventory.Item{}, inventory.ErrProductNotFound
+	}
+	return items[0], nil
+}
+
+func (s *Store) GetMany(ctx context.Context, ids []int64) ([]inventory.Item, []int64, error) {
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, s.now().UnixMilli())
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	v, err := getScript.Run(ctx, s.rdb, nil, args...).Slice()
+	if err != nil {
+		return nil, nil, s.fail(ctx, err)
+	}
+	items := make([]inventory.Item, 0, len(v))
+	missing := []int64{}
+	for i, row := range v {
+		r, _ := row.([]any)
+		if len(r) < 7 {
+			missing = append(missing, ids[i])
+			continue
+		}
+		it, err := parseItem(r)
+		if err != nil {
+			return nil, nil, s.fail(ctx, err)
+		}
+		items = append(items, it)
+	}
+	return items, missing, nil
+}
+
+func parseItem(r []any) (inventory.Item, error) {
+	var it inventory.Item
+	var updated int64
+	var ok [6]bool
+	it.ProductID, ok[0] = r[0].(int64)
+	it.Available, ok[1] = r[1].(int64)
+	it.Reserved, ok[2] = r[2].(int64)
+	it.Sold, ok[3] = r[3].(int64)
+	it.Warehouse, ok[4] = r[4].(string)
+	updated, ok[5] = r[5].(int64)
+	it.RecentDemand, _ = r[6].(int64)
+	for _, good := range ok {
+		if !good {
+			return inventory.Item{}, fmt.Errorf("unexpected item reply %v", r)
+		}
+	}
+	it.LastUpdated = time.UnixMilli(updated).UTC()
+	return it, nil
+}
+
+// parseHold reads a hold_reply: code, rid, pid, qty, exp, before, dbefore, status.
+func parseHold(r []any) (inventory.Reservation, error) {
+	if len(r) < 8 {
+		return inventory.Reservation{}, fmt.Errorf("unexpected hold reply %v", r)
+	}
+	var res inventory.Reservation
+	var exp int64
+	var ok [7]bool
+	res.ID, ok[0] = r[1].(string)
+	res.ProductID, ok[1] = r[2].(int64)
+	res.Quantity, ok[2] = r[3].(int64)
+	exp, ok[3] = r[4].(int64)
+	res.AvailableBefore, ok[4] = r[5].(int64)
+	res.RecentDemandBefore, ok[5] = r[6].(int64)
+	res.Status, ok[6] = r[7].(string)
+	for _, good := range ok {
+		if !good {
+			return inventory.Reservation{}, fmt.Errorf("unexpected hold reply %v", r)
+		}
+	}
+	res.ExpiresAt = time.UnixMilli(exp).UTC()
+	return res, nil
+}
+
+func (s *Store) run(ctx context.Context, script *goredis.Script, args ...any) ([]any, string, error) {
+	v, err := script.Run(ctx, s.rdb, nil, args...).Slice()
+	if err != nil {
+		return nil, "", s.fail(ctx, err)
+	}
+	code, _ := v[0].(string)
+	return v, code, nil
+}
+
+func (s *Store) Warehouses(ctx context.Context) ([]inventory.WarehouseStock, error) {
+	m, err := s.rdb.HGetAll(ctx, warehousesKey).Result()
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	out := make([]inventory.WarehouseStock, 0, len(s.warehouses))
+	for _, id := range s.warehouses {
+		w := inventory.WarehouseStock{ID: id}
+		w.Products, _ = strconv.ParseInt(m[id+":products"], 10, 64)
+		w.Available, _ = strconv.ParseInt(m[id+":available"], 10, 64)
+		w.Reserved, _ = strconv.ParseInt(m[id+":reserved"], 10, 64)
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, bool, error) {
+	for {
+		v, code, err := s.run(ctx, reserveScript, req.ProductID, req.Quantity, s.now().UnixMilli(),
+			req.TTL.Milliseconds(), inventory.NewReservationID(), req.IdempotencyKey, req.Fingerprint,
+			inventory.Retention.Milliseconds())
+		if err != nil {
+			return inventory.Reservation{}, false, err
+		}
+		switch code {
+		case "reserved", "replayed":
+			res, err := parseHold(v)
+			if err != nil {
+				return inventory.Reservation{}, false, s.fail(ctx, err)
+			}
+			return res, code == "replayed", nil
+		case "idempotency_conflict":
+			return inventory.Reservation{}, false, inventory.ErrIdempotencyConflict
+		case "product_not_found":
+			return inventory.Reservation{}, false, inventory.ErrProductNotFound
+		case "insufficient_stock":
+			avail, _ := v[1].(int64)
+			return inventory.Reservation{}, false, &inventory.InsufficientStockError{ProductID: req.ProductID, Available: avail}
+		case "id_collision":
+			continue
+		default:
+			return inventory.Reservation{}, false, s.fail(ctx, fmt.Errorf("reserve: unexpected reply %v", v))
+		}
+	}
+}
+
+func (s *Store) Commit(ctx context.Context, id string) (inventory.Reservation, bool, error) {
+	v, code, err := s.run(ctx, commitScript, id, s.now().UnixMilli(), inventory.Retention.Milliseconds())
+	if err != nil {
+		return inventory.Reservation{}, false, err
+	}
+	if code == "reservation_not_found" {
+		return inventory.Reservation{}, false, inventory.ErrReservationNotFound
+	}
+	res, err := parseHold(v)
+	if err != nil {
+		return inventory.Reservation{}, false, s.fail(ctx, err)
+	}
+	switch code {
+	case "committed":
+		return res, false, nil
+	case "reservation_expired":
+		return res, true, inventory.ErrReservationExpired
+	case "reservation_not_pending":
+		return res, false, inventory.ErrReservationNotPending
+	}
+	return inventory.Reservation{}, false, s.fail(ctx, fmt.Errorf("commit: unexpected reply %v", v))
+}
+
+func (s *Store) Release(ctx context.Context, id string) (inventory.ReleaseResult, bool, error) {
+	v, code, err := s.run(ctx, releaseScript, id, s.now().UnixMilli(), inventory.Retention.Milliseconds())
+	if err != nil {
+		return inventory.ReleaseResult{}, false, err
+	}
+	if code == "reservation_not_found" {
+		return inventory.ReleaseResult{}, false, inventory.ErrReservationNotFound
+	}
+	res, err := parseHold(v)
+	if err != nil {
+		return inventory.ReleaseResult{}, false, s.fail(ctx, err)
+	}
+	switch code {
+	case "released":
+		return inventory.ReleaseResult{Reservation: res}, false, nil
+	case "repeated":
+		return inventory.ReleaseResult{Reservation: res, Repeated: true}, false, nil
+	case "expired_not_pending":
+		return inventory.ReleaseResult{Reservation: res}, true, inventory.ErrReservationNotPending
+	case "reservation_not_pending":
+		return inventory.ReleaseResult{Reservation: res}, false, inventory.ErrReservationNotPending
+	}
+	return inventory.ReleaseResult{}, false, s.fail(ctx, fmt.Errorf("release: unexpected reply %v", v))
+}
+
+func (s *Store) Restock(ctx context.Context, productID, available int64) (inventory.Item, error) {
+	v, err := restockScript.Run(ctx, s.rdb, nil, productID, available, s.now().UnixMilli()).Slice()
+	if err != nil {
+		return inventory.Item{}, s.fail(ctx, err)
+	}
+	if len(v) < 7 {
+		return inventory.Item{}, inventory.ErrProductNotFound
+	}
+	it, err := parseItem(v)
+	if err != nil {
+		return inventory.Item{}, s.fail(ctx, err)
+	}
+	return it, nil
+}
+
+func (s *Store) SweepExpired(ctx context.Context, limit int) (int, error) {
+	n, err := sweepScript.Run(ctx, s.rdb, nil, s.now().UnixMilli(), limit, inventory.Retention.Milliseconds()).Int()
+	if err != nil {
+		return 0, s.fail(ctx, err)
+	}
+	return n, nil
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return s.fail(ctx, err)
+	}
+	return nil
+}
+
+func (s *Store) Close() error { return s.rdb.Close() }

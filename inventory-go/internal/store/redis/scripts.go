@@ -1,0 +1,209 @@
+// This file owns the Lua scripts of the Redis store. Every stock change is ONE script
+// so it is atomic: the product hash, the hold, the expiry sorted set, the warehouse
+// totals and the inventory.events entry change together or not at all.
+//
+// Keys (all under polyshop:inventory:, plus the shared stream inventory.events):
+//
+//	product:<id>   hash  available reserved sold demand warehouse updated_ms
+//	demand:<id>    zset  "<qty>:<reservation id>" scored by reserve time (ms), last hour only
+//	res:<rid>      hash  pid qty status exp before dbefore fp idem (kept 24 h after it settles)
+//	idem:<key>     string reservation id of an idempotency key (same lifetime as its hold)
+//	expiry         zset  pending reservation ids scored by expiry (ms)
+//	warehouses     hash  "<wh>:available" "<wh>:reserved" "<wh>:products"
+//
+// Keys are derived inside the scripts, which is fine on a single Redis or with
+// Sentinel; Redis Cluster would need hash tags and is out of scope (DESIGN.md).
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+const prelude = `
+local P = 'polyshop:inventory:'
+local STREAM = 'inventory.events'
+local WH = P .. 'warehouses'
+local EXP = P .. 'expiry'
+
+local function event(id, typ, pid, qty, now)
+  redis.call('XADD', STREAM, 'MAXLEN', '~', 100000, '*',
+    'event_id', id, 'type', typ, 'product_id', pid, 'quantity', qty, 'ts_ms', now)
+end
+
+-- drops reserved events older than an hour from the demand window and answers the
+-- units left in it; the running sum lives in the product hash so reads stay O(1).
+local function prune(pid, pkey, now)
+  local dkey = P .. 'demand:' .. pid
+  local cutoff = now - 3600000
+  local d = tonumber(redis.call('HGET', pkey, 'demand') or '0')
+  local old = redis.call('ZRANGEBYSCORE', dkey, '-inf', cutoff)
+  if #old > 0 then
+    for i = 1, #old do d = d - tonumber(string.match(old[i], '^(%d+):')) end
+    redis.call('ZREMRANGEBYSCORE', dkey, '-inf', cutoff)
+    redis.call('HSET', pkey, 'demand', d)
+  end
+  return d
+end
+
+local function item_reply(pid, now)
+  local pkey = P .. 'product:' .. pid
+  if redis.call('EXISTS', pkey) == 0 then return {tonumber(pid)} end
+  local d = prune(pid, pkey, now)
+  local r = redis.call('HMGET', pkey, 'available', 'reserved', 'sold', 'warehouse', 'updated_ms')
+  return {tonumber(pid), tonumber(r[1]), tonumber(r[2]), tonumber(r[3]), r[4], tonumber(r[5]), d}
+end
+
+local function hold_reply(code, rid)
+  local r = redis.call('HMGET', P .. 'res:' .. rid, 'pid', 'qty', 'exp', 'before', 'dbefore', 'status')
+  return {code, rid, tonumber(r[1]), tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), tonumber(r[5]), r[6]}
+end
+
+-- moves a pending hold to its final status exactly once: units go back to free stock
+-- unless it was committed (sold).
+local function settle(rid, pid, qty, status, now, retention)
+  local pkey = P .. 'product:' .. pid
+  local wh = redis.call('HGET', pkey, 'warehouse')
+  redis.call('HINCRBY', pkey, 'reserved', -qty)
+  redis.call('HINCRBY', WH, wh .. ':reserved', -qty)
+  if status == 'committed' then
+    redis.call('HINCRBY', pkey, 'sold', qty)
+  else
+    redis.call('HINCRBY', pkey, 'available', qty)
+    redis.call('HINCRBY', WH, wh .. ':available', qty)
+  end
+  redis.call('HSET', pkey, 'updated_ms', now)
+  local rkey = P .. 'res:' .. rid
+  redis.call('HSET', rkey, 'status', status)
+  redis.call('PEXPIREAT', rkey, now + retention)
+  local idem = redis.call('HGET', rkey, 'idem')
+  if idem and idem ~= '' then redis.call('PEXPIREAT', P .. 'idem:' .. idem, now + retention) end
+  redis.call('ZREM', EXP, rid)
+  event(rid .. ':' .. status, status, pid, qty, now)
+end
+`
+
+// seedScript: ARGV now, then (product id, stock, warehouse) triples. Creates only
+// missing products, so a restart never resets stock and replicas may seed together.
+var seedScript = goredis.NewScript(prelude + `
+local now = tonumber(ARGV[1])
+local created = 0
+for i = 2, #ARGV, 3 do
+  local pid, stock, wh = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local pkey = P .. 'product:' .. pid
+  if redis.call('EXISTS', pkey) == 0 then
+    redis.call('HSET', pkey, 'available', stock, 'reserved', 0, 'sold', 0, 'demand', 0,
+      'warehouse', wh, 'updated_ms', now)
+    redis.call('HINCRBY', WH, wh .. ':available', stock)
+    redis.call('HINCRBY', WH, wh .. ':reserved', 0)
+    redis.call('HINCRBY', WH, wh .. ':products', 1)
+    created = created + 1
+  end
+end
+return created
+`)
+
+// getScript: ARGV now, product ids. Writes only to prune the demand window.
+var getScript = goredis.NewScript(prelude + `
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV do out[#out + 1] = item_reply(ARGV[i], now) end
+return out
+`)
+
+// reserveScript: ARGV product id, qty, now, ttl ms, new reservation id, idempotency
+// key (” = none), fingerprint, retention ms.
+var reserveScript = goredis.NewScript(prelude + `
+local pid, qty, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local rid, idem, fp, retention = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local ikey = P .. 'idem:' .. idem
+if idem ~= '' then
+  local prev = redis.call('GET', ikey)
+  if prev then
+    local f = redis.call('HGET', P .. 'res:' .. prev, 'fp')
+    if f == fp then return hold_reply('replayed', prev) end
+    if f then return {'idempotency_conflict'} end
+  end
+end
+local pkey = P .. 'product:' .. pid
+local avail = redis.call('HGET', pkey, 'available')
+if not avail then return {'product_not_found'} end
+avail = tonumber(avail)
+local demand = prune(pid, pkey, now)
+if avail < qty then return {'insufficient_stock', avail} end
+local rkey = P .. 'res:' .. rid
+if redis.call('EXISTS', rkey) == 1 then return {'id_collision'} end
+local exp = now + ttl
+redis.call('HINCRBY', pkey, 'available', -qty)
+redis.call('HINCRBY', pkey, 'reserved', qty)
+redis.call('HSET', pkey, 'demand', demand + qty, 'updated_ms', now)
+redis.call('ZADD', P .. 'demand:' .. pid, now, qty .. ':' .. rid)
+redis.call('HSET', rkey, 'pid', pid, 'qty', qty, 'status', 'pending', 'exp', exp,
+  'before', avail, 'dbefore', demand, 'fp', fp, 'idem', idem)
+redis.call('PEXPIREAT', rkey, exp + retention)
+if idem ~= '' then redis.call('SET', ikey, rid, 'PXAT', exp + retention) end
+redis.call('ZADD', EXP, exp, rid)
+local wh = redis.call('HGET', pkey, 'warehouse')
+redis.call('HINCRBY', WH, wh .. ':available', -qty)
+redis.call('HINCRBY', WH, wh .. ':reserved', qty)
+event(rid .. ':reserved', 'reserved', pid, qty, now)
+return hold_reply('reserved', rid)
+`)
+
+// commitScript: ARGV reservation id, now, retention ms.
+var commitScript = goredis.NewScript(prelude + `
+local rid, now, retention = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local r = redis.call('HMGET', P .. 'res:' .. rid, 'status', 'pid', 'qty', 'exp')
+if not r[1] then return {'reservation_not_found'} end
+if r[1] ~= 'pending' then return hold_reply('reservation_not_pending', rid) end
+if now >= tonumber(r[4]) then
+  settle(rid, r[2], tonumber(r[3]), 'expired', now, retention)
+  return hold_reply('reservation_expired', rid)
+end
+settle(rid, r[2], tonumber(r[3]), 'committed', now, retention)
+return hold_reply('committed', rid)
+`)
+
+// releaseScript: ARGV reservation id, now, retention ms. Releasing a released hold
+// answers it again (the gateway retries releases).
+var releaseScript = goredis.NewScript(prelude + `
+local rid, now, retention = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local r = redis.call('HMGET', P .. 'res:' .. rid, 'status', 'pid', 'qty', 'exp')
+if not r[1] then return {'reservation_not_found'} end
+if r[1] == 'released' then return hold_reply('repeated', rid) end
+if r[1] ~= 'pending' then return hold_reply('reservation_not_pending', rid) end
+if now >= tonumber(r[4]) then
+  settle(rid, r[2], tonumber(r[3]), 'expired', now, retention)
+  return hold_reply('expired_not_pending', rid)
+end
+settle(rid, r[2], tonumber(r[3]), 'released', now, retention)
+return hold_reply('released', rid)
+`)
+
+// restockScript: ARGV product id, new free stock, now.
+var restockScript = goredis.NewScript(prelude + `
+local pid, avail, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local pkey = P .. 'product:' .. pid
+local old = redis.call('HGET', pkey, 'available')
+if not old then return {tonumber(pid)} end
+local wh = redis.call('HGET', pkey, 'warehouse')
+redis.call('HSET', pkey, 'available', avail, 'updated_ms', now)
+redis.call('HINCRBY', WH, wh .. ':available', avail - tonumber(old))
+event('restock:' .. pid .. ':' .. now, 'restocked', pid, avail, now)
+return item_reply(pid, now)
+`)
+
+// sweepScript: ARGV now, limit, retention ms. The whole batch runs atomically, so two
+// sweepers (replicas) can never expire the same hold twice.
+var sweepScript = goredis.NewScript(prelude + `
+local now, limit, retention = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', EXP, '-inf', now, 'LIMIT', 0, limit)
+local n = 0
+for _, rid in ipairs(ids) do
+  local r = redis.call('HMGET', P .. 'res:' .. rid, 'status', 'pid', 'qty')
+  if r[1] == 'pending' then
+    settle(rid, r[2], tonumber(r[3]), 'expired', now, retention)
+    n = n + 1
+  else
+    redis.call('ZREM', EXP, rid)
+  end
+end
+return n
+`)
