@@ -1,0 +1,148 @@
+//! polyshop's pricing engine: the HTTP API (`app`), its state, and `start`, which wires
+//! config to stores (memory or Redis), the demand consumer and the inventory client.
+
+pub mod book;
+pub mod config;
+pub mod demand;
+pub mod inventory;
+pub mod pricing;
+pub mod routes;
+pub mod stats;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use svc_kit::{AdminToken, Kit, Readiness};
+
+pub use config::Config;
+
+use book::PriceBook;
+use demand::DemandReader;
+use inventory::Inventory;
+use stats::Stats;
+
+/// Service name in logs and `/health`.
+pub const SERVICE: &str = "pricing";
+
+/// What handlers share.
+pub struct Inner {
+    /// Registry, HTTP metrics and request knobs.
+    pub kit: Arc<Kit>,
+    /// Base prices.
+    pub book: Arc<PriceBook>,
+    /// Recent demand when a caller omits it.
+    pub demand: DemandReader,
+    /// Live counters and business metrics.
+    pub stats: Stats,
+    /// The inventory upstream(s).
+    pub inventory: Inventory,
+    /// `ADMIN_TOKEN`.
+    pub admin: AdminToken,
+}
+
+/// Cheap-to-clone handle on [`Inner`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for AdminToken {
+    fn from_ref(state: &AppState) -> AdminToken {
+        state.admin.clone()
+    }
+}
+
+impl AppState {
+    /// Assembles the state; registers the pricing and client metrics in the kit's registry.
+    pub fn new(
+        kit: Arc<Kit>,
+        book: Arc<PriceBook>,
+        demand: DemandReader,
+        inventory_bases: &[String],
+        upstream: &svc_client::UpstreamConfig,
+        admin_token: Option<String>,
+    ) -> Result<Self, String> {
+        let stats = Stats::register(&kit.registry).map_err(|e| e.to_string())?;
+        let client_metrics = svc_client::ClientMetrics::register(&kit.registry).map_err(|e| e.to_string())?;
+        let inventory = Inventory::new(inventory_bases, upstream, &client_metrics).map_err(|e| e.to_string())?;
+        Ok(Self(Arc::new(Inner {
+            kit,
+            book,
+            demand,
+            stats,
+            inventory,
+            admin: AdminToken(admin_token.map(Arc::from)),
+        })))
+    }
+}
+
+/// The whole router: the API plus svc-kit's health routes, fallbacks and middleware.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/calculate_price", post(routes::calculate::calculate_price))
+        .route("/api/calculate_prices", post(routes::calculate::calculate_prices))
+        .route("/api/stats", get(routes::stats::stats_get))
+        .route("/api/prices", get(routes::prices::prices_list))
+        .route(
+            "/api/prices/{id}",
+            get(routes::prices::prices_get).put(routes::prices::prices_put),
+        )
+        .with_state(state.clone());
+    let book = state.book.clone();
+    let readiness = Readiness::new().check("store", move || {
+        let book = book.clone();
+        async move { book.ping().await }
+    });
+    svc_kit::router(api, state.kit.clone(), readiness)
+}
+
+/// Connects a connection manager that reconnects by itself.
+pub async fn connect_redis(client: &redis::Client, response_timeout: Duration) -> redis::RedisResult<ConnectionManager> {
+    let cfg = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(2);
+    client.get_connection_manager_with_config(cfg).await
+}
+
+/// Builds the state from config: loads the catalog, connects Redis when configured (seeds
+/// the book, starts the invalidation listener and the demand consumer).
+pub async fn start(cfg: &Config) -> Result<AppState, String> {
+    let kit = Kit::new(SERVICE, env!("CARGO_PKG_VERSION"), &cfg.common).map_err(|e| e.to_string())?;
+    let (path, catalog) = book::load_catalog()?;
+    tracing::info!(path = %path.display(), products = catalog.len(), "catalog loaded");
+    let (book, demand) = match &cfg.common.redis_url {
+        None => (Arc::new(PriceBook::memory(catalog)), DemandReader::memory()),
+        Some(url) => {
+            let client = redis::Client::open(url.as_str()).map_err(|e| format!("REDIS_URL: {e}"))?;
+            let conn = connect_redis(&client, Duration::from_secs(1))
+                .await
+                .map_err(|e| format!("redis: {e}"))?;
+            let book = Arc::new(PriceBook::redis(conn.clone(), &catalog).await.map_err(|e| e.to_string())?);
+            book::spawn_invalidation_listener(book.clone(), client.clone());
+            let consumer_conn = connect_redis(&client, Duration::from_secs(5))
+                .await
+                .map_err(|e| format!("redis: {e}"))?;
+            tokio::spawn(demand::Consumer::new(consumer_conn, cfg.common.instance_id.clone()).run());
+            (book, DemandReader::redis(conn))
+        }
+    };
+    AppState::new(
+        kit,
+        book,
+        demand,
+        &cfg.inventory_bases(),
+        &cfg.upstream,
+        cfg.common.admin_token.clone(),
+    )
+}

@@ -1,0 +1,344 @@
+//! Request context and the one middleware every request passes: request id, W3C trace
+//! context, deadline, body-size pre-check, fault injection, HTTP metrics and the access log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::Kit;
+
+/// Header carrying the request id (kept when valid, generated otherwise, echoed back).
+pub const REQUEST_ID: &str = "x-request-id";
+/// W3C trace context header.
+pub const TRACEPARENT: &str = "traceparent";
+/// Remaining budget of the request in milliseconds.
+pub const DEADLINE_MS: &str = "x-request-deadline-ms";
+
+/// What a request carries through the service: ids for logs and propagation, and its deadline.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The request id (1..128 chars of `[A-Za-z0-9._-]`).
+    pub request_id: Arc<str>,
+    /// 32 lowercase hex digits.
+    pub trace_id: Arc<str>,
+    /// This service's span id, 16 lowercase hex digits.
+    pub span_id: Arc<str>,
+    /// Trace flags (2 hex digits), kept from the caller.
+    pub flags: [u8; 2],
+    /// When the caller's budget runs out.
+    pub deadline: Option<Instant>,
+}
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+impl RequestContext {
+    /// Reads the shared headers of env.md; `now` anchors the deadline.
+    pub fn from_headers(headers: &HeaderMap, now: Instant) -> Result<Self, ApiError> {
+        let request_id = headers
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| valid_request_id(v))
+            .map(Arc::from)
+            .unwrap_or_else(|| Arc::from(new_request_id()));
+        let (trace_id, flags) = match headers
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_traceparent)
+        {
+            Some((trace, flags)) => (Arc::from(trace), flags),
+            None => (Arc::from(hex(&rand::random::<[u8; 16]>())), *b"01"),
+        };
+        let span_id = Arc::from(new_span_id());
+        let mut ctx = Self {
+            request_id,
+            trace_id,
+            span_id,
+            flags,
+            deadline: None,
+        };
+        if let Some(raw) = headers.get(DEADLINE_MS) {
+            let ms = raw
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::Malformed("X-Request-Deadline-Ms must be an integer >= 0".to_owned())
+                })?;
+            ctx.deadline = Some(now + Duration::from_millis(ms));
+        }
+        Ok(ctx)
+    }
+
+    /// The `traceparent` to send upstream: same trace, this service's span as parent.
+    pub fn traceparent(&self) -> String {
+        let flags = std::str::from_utf8(&self.flags).unwrap_or("01");
+        format!("00-{}-{}-{}", self.trace_id, self.span_id, flags)
+    }
+
+    /// Budget left before the deadline (`None` when the caller set none).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The context of the request being served by this task, if any.
+    pub fn current() -> Option<Self> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+}
+
+/// The request id of the request being served by this task, if any.
+pub fn current_request_id() -> Option<Arc<str>> {
+    CURRENT.try_with(|c| c.request_id.clone()).ok()
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<RequestContext>() {
+            Some(ctx) => Ok(ctx.clone()),
+            // Only without the svc-kit middleware (a bare router in a test).
+            None => RequestContext::from_headers(&parts.headers, Instant::now()),
+        }
+    }
+}
+
+/// True for 1..128 characters of `[A-Za-z0-9._-]`.
+pub fn valid_request_id(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A fresh UUID4 as 32 hex digits.
+pub fn new_request_id() -> String {
+    let mut b = rand::random::<[u8; 16]>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    hex(&b)
+}
+
+fn new_span_id() -> String {
+    loop {
+        let b = rand::random::<[u8; 8]>();
+        if b != [0; 8] {
+            return hex(&b);
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Parses a W3C `traceparent`; returns the trace id and flags of a valid one.
+pub fn parse_traceparent(v: &str) -> Option<(String, [u8; 2])> {
+    let parts: Vec<&str> = v.trim().split('-').collect();
+    let lower_hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if parts.len() < 4 || !lower_hex(parts[0], 2) || parts[0] == "ff" {
+        return None;
+    }
+    // Version 00 has exactly four fields; later versions may append more.
+    if parts[0] == "00" && parts.len() != 4 {
+        return None;
+    }
+    let (trace, parent, flags) = (parts[1], parts[2], parts[3]);
+    if !lower_hex(trace, 32) || !lower_hex(parent, 16) || !lower_hex(flags, 2) {
+        return None;
+    }
+    if trace.bytes().all(|b| b == b'0') || parent.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    let f = flags.as_bytes();
+    Some((trace.to_owned(), [f[0], f[1]]))
+}
+
+fn is_quiet(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics")
+}
+
+/// The middleware: install it with `Router::layer` (svc_kit::router does) so that it runs
+/// after routing and sees the matched route template.
+pub async fn middleware(State(kit): State<Arc<Kit>>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let path = req.uri().path();
+    let quiet = is_quiet(path);
+    let is_api = path.starts_with("/api/");
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+
+    let ctx = match RequestContext::from_headers(req.headers(), start) {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            // Even a request with a broken header gets a request id and the shared body.
+            let ctx = RequestContext {
+                request_id: Arc::from(new_request_id()),
+                trace_id: Arc::from(hex(&rand::random::<[u8; 16]>())),
+                span_id: Arc::from(new_span_id()),
+                flags: *b"01",
+                deadline: None,
+            };
+            let res = CURRENT.sync_scope(ctx.clone(), || err.into_response());
+            return finish(&kit, &ctx, res, &method, route.as_ref(), start, quiet);
+        }
+    };
+    req.extensions_mut().insert(ctx.clone());
+
+    let kit2 = kit.clone();
+    let work = async move {
+        if let Some(len) = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if len > kit2.max_body_bytes as u64 {
+                return ApiError::PayloadTooLarge.into_response();
+            }
+        }
+        if !is_api {
+            return next.run(req).await;
+        }
+        let deadline = req.extensions().get::<RequestContext>().and_then(|c| c.deadline);
+        let run = async {
+            if kit2.fault_delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(kit2.fault_delay_ms)).await;
+            }
+            if kit2.fault_error_rate > 0.0 && rand::random_bool(kit2.fault_error_rate) {
+                return ApiError::FaultInjected.into_response();
+            }
+            next.run(req).await
+        };
+        match deadline {
+            Some(d) if d <= Instant::now() => ApiError::DeadlineExceeded.into_response(),
+            Some(d) => tokio::time::timeout_at(d.into(), run)
+                .await
+                .unwrap_or_else(|_| ApiError::DeadlineExceeded.into_response()),
+            None => run.await,
+        }
+    };
+    let res = if quiet {
+        CURRENT.scope(ctx.clone(), work).await
+    } else {
+        let span = tracing::info_span!(
+            "request",
+            trace_id = %ctx.trace_id,
+            span_id = %ctx.span_id,
+            request_id = %ctx.request_id,
+        );
+        CURRENT.scope(ctx.clone(), work.instrument(span)).await
+    };
+    finish(&kit, &ctx, res, &method, route.as_ref(), start, quiet)
+}
+
+fn finish(
+    kit: &Kit,
+    ctx: &RequestContext,
+    mut res: Response,
+    method: &axum::http::Method,
+    route: Option<&MatchedPath>,
+    start: Instant,
+    quiet: bool,
+) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    if quiet {
+        return res;
+    }
+    let elapsed = start.elapsed();
+    let route = route.map_or("unmatched", MatchedPath::as_str);
+    let status = res.status().as_u16();
+    kit.http.observe(method.as_str(), route, status, elapsed);
+    tracing::info!(
+        trace_id = %ctx.trace_id,
+        span_id = %ctx.span_id,
+        request_id = %ctx.request_id,
+        method = method.as_str(),
+        route,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_continued_only_when_valid() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            parse_traceparent(ok),
+            Some(("4bf92f3577b34da6a3ce929d0e0e4736".to_owned(), *b"01"))
+        );
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn request_ids_are_kept_or_generated() {
+        assert!(valid_request_id("abc-123_x.y"));
+        assert!(!valid_request_id(""));
+        assert!(!valid_request_id("has space"));
+        assert!(!valid_request_id(&"a".repeat(129)));
+        let id = new_request_id();
+        assert_eq!(id.len(), 32);
+        assert_eq!(&id[12..13], "4");
+        assert!(valid_request_id(&id));
+    }
+
+    #[test]
+    fn context_continues_the_trace_with_a_new_span() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        h.insert(REQUEST_ID, HeaderValue::from_static("req-1"));
+        h.insert(DEADLINE_MS, HeaderValue::from_static("250"));
+        let now = Instant::now();
+        let ctx = RequestContext::from_headers(&h, now).expect("valid headers");
+        assert_eq!(&*ctx.request_id, "req-1");
+        assert_eq!(&*ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(&*ctx.span_id, "00f067aa0ba902b7");
+        assert_eq!(ctx.deadline, Some(now + Duration::from_millis(250)));
+        let tp = ctx.traceparent();
+        assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(tp.ends_with("-01"));
+
+        h.insert(DEADLINE_MS, HeaderValue::from_static("-5"));
+        assert!(RequestContext::from_headers(&h, now).is_err());
+    }
+}
