@@ -311,10 +311,11 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<UpstreamResponse, TryError> {
         let mut req = self.inner.client.request(method.clone(), url);
-        if let Ok(v) = HeaderValue::from_str(&ctx.request_id)
-            && !ctx.request_id.is_empty()
-        {
-            req = req.header(X_REQUEST_ID, v);
+        // No let-chains: the workspace promises rust-version 1.85.
+        if !ctx.request_id.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+                req = req.header(X_REQUEST_ID, v);
+            }
         }
         if let Ok(v) = HeaderValue::from_str(&trace.to_string()) {
             req = req.header(TRACEPARENT, v);

@@ -374,3 +374,17 @@ async fn a_path_without_leading_slash_is_rejected_before_any_call() {
     assert_eq!(err.retry_after_secs(), None);
     assert_eq!(server.hits(), 0);
 }
+
+#[tokio::test]
+async fn an_unsendable_request_id_is_left_out_not_fatal() {
+    let server = TestServer::start(Mode::Ok).await;
+    let (up, _) = upstream(&server.url(), &with_retries(0));
+    for bad in ["", "bad\nid"] {
+        let c = CallContext {
+            request_id: bad.into(),
+            ..ctx()
+        };
+        up.get("/x", &c).await.unwrap();
+        assert!(server.last().headers.get("x-request-id").is_none());
+    }
+}
