@@ -24,7 +24,9 @@ from gateway.main import create_app
 
 
 def _err(status: int, code: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": code, "request_id": "x"}}, status=status)
+    return web.json_response(
+        {"error": {"code": code, "message": code, "request_id": "x"}}, status=status
+    )
 
 
 @dataclass
@@ -35,11 +37,12 @@ class FakeInventory:
     holds: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_key: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
+    headers: list[Any] = field(default_factory=list)
     fail: dict[str, int] = field(default_factory=dict)  # action -> status to answer
     fail_times: dict[str, int] = field(default_factory=dict)  # action -> how many times
     delay_s: dict[str, float] = field(default_factory=dict)
     seq: int = 0
+    commit_error: tuple[int, str] | None = None
 
     async def _maybe_fail(self, action: str) -> web.Response | None:
         if action in self.delay_s:
@@ -62,7 +65,7 @@ class FakeInventory:
 
     async def reserve(self, request: web.Request) -> web.Response:
         self.calls.append(("reserve", ""))
-        self.headers.append(dict(request.headers))
+        self.headers.append(request.headers.copy())
         if (resp := await self._maybe_fail("reserve")) is not None:
             return resp
         body = await request.json()
@@ -99,6 +102,9 @@ class FakeInventory:
         hold = self.holds.get(rid)
         if hold is None:
             return _err(404, "reservation_not_found")
+        if self.commit_error is not None:
+            hold["state"] = "expired"
+            return _err(*self.commit_error)
         if hold["state"] != "pending":
             return _err(409, "reservation_not_pending")
         hold["state"] = "committed"
@@ -120,8 +126,13 @@ class FakeInventory:
 
     async def stats(self, _: web.Request) -> web.Response:
         return web.json_response(
-            {"service": "inventory-service", "language": "Go", "requests_processed": len(self.calls),
-             "active_goroutines": 4, "avg_response_time_us": 12.5}
+            {
+                "service": "inventory-service",
+                "language": "Go",
+                "requests_processed": len(self.calls),
+                "active_goroutines": 4,
+                "avg_response_time_us": 12.5,
+            }
         )
 
     def actions(self, action: str) -> list[str]:
@@ -148,17 +159,28 @@ class FakePricing:
 
     def price(self, pid: int, available: int, quantity: int, demand: int) -> dict[str, Any]:
         base = Decimal(self.base[pid])
-        scarcity = Decimal("1.5") if available < 10 else Decimal("1.2") if available < 50 else Decimal(1)
+        scarcity = (
+            Decimal("1.5") if available < 10 else Decimal("1.2") if available < 50 else Decimal(1)
+        )
         demand_f = min(Decimal("1.00") + Decimal("0.01") * demand, Decimal("1.25"))
         tier, disc = (
-            ("platinum", 20) if quantity >= 100 else ("gold", 15) if quantity >= 50
-            else ("silver", 10) if quantity >= 10 else ("basic", 5)
+            ("platinum", 20)
+            if quantity >= 100
+            else ("gold", 15)
+            if quantity >= 50
+            else ("silver", 10)
+            if quantity >= 10
+            else ("basic", 5)
         )
         final = (base * demand_f * scarcity * (1 - Decimal(disc) / 100)).quantize(
             Decimal("0.01"), ROUND_HALF_UP
         )
-        return {"base_price": float(base), "final_price": float(final),
-                "discount_percent": float(disc), "price_tier": tier}
+        return {
+            "base_price": float(base),
+            "final_price": float(final),
+            "discount_percent": float(disc),
+            "price_tier": tier,
+        }
 
     async def calculate(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -169,19 +191,36 @@ class FakePricing:
             return _err(self.fail["calculate"], "internal_error")
         if body["product_id"] not in self.base:
             return _err(404, "product_not_found")
-        out = self.price(body["product_id"], body["quantity_available"], body.get("quantity", 1),
-                         body.get("recent_demand", 0))
-        return web.json_response({"product_id": body["product_id"], **out,
-                                  "scarcity_factor": 1.0, "demand_factor": 1.0, "currency": "USD"})
+        out = self.price(
+            body["product_id"],
+            body["quantity_available"],
+            body.get("quantity", 1),
+            body.get("recent_demand", 0),
+        )
+        return web.json_response(
+            {
+                "product_id": body["product_id"],
+                **out,
+                "scarcity_factor": 1.0,
+                "demand_factor": 1.0,
+                "currency": "USD",
+            }
+        )
 
     def product_obj(self, pid: int) -> dict[str, Any]:
         p = self.price(pid, 223, 1, 0)
-        return {"product_id": pid,
-                "inventory": {"available": 223, "warehouse": "WH-4", "last_updated": "2026-11-23T10:00:00Z"},
-                "pricing": p}
+        return {
+            "product_id": pid,
+            "inventory": {
+                "available": 223,
+                "warehouse": "WH-4",
+                "last_updated": "2026-11-23T10:00:00Z",
+            },
+            "pricing": p,
+        }
 
     async def product(self, request: web.Request) -> web.Response:
-        self.calls.append({"path": request.path, "headers": dict(request.headers)})
+        self.calls.append({"path": request.path, "headers": request.headers.copy()})
         if "product" in self.delay_s:
             await asyncio.sleep(self.delay_s["product"])
         if "product" in self.fail:
@@ -196,12 +235,22 @@ class FakePricing:
     async def products(self, request: web.Request) -> web.Response:
         ids = [int(x) for x in request.query["ids"].split(",")]
         self.calls.append({"path": request.path, "ids": ids})
-        return web.json_response({"products": [self.product_obj(i) for i in ids if i in self.base],
-                                  "not_found": [i for i in ids if i not in self.base]})
+        return web.json_response(
+            {
+                "products": [self.product_obj(i) for i in ids if i in self.base],
+                "not_found": [i for i in ids if i not in self.base],
+            }
+        )
 
     async def stats(self, _: web.Request) -> web.Response:
-        return web.json_response({"service": "pricing-service", "language": "Rust",
-                                  "requests_processed": len(self.calls), "avg_calculation_time_us": 3.2})
+        return web.json_response(
+            {
+                "service": "pricing-service",
+                "language": "Rust",
+                "requests_processed": len(self.calls),
+                "avg_calculation_time_us": 3.2,
+            }
+        )
 
 
 @pytest.fixture
@@ -302,7 +351,8 @@ async def gateway_factory(
 
     async def factory(**overrides: Any) -> Gateway:
         pricing_url, inventory_url = upstreams
-        settings = make_settings(pricing_url=pricing_url, inventory_url=inventory_url, **overrides)
+        values: dict[str, Any] = {"pricing_url": pricing_url, "inventory_url": inventory_url}
+        settings = make_settings(**(values | overrides))
         app, lifespan, client = await start_gateway(settings)
         opened.append((lifespan, client))
         return Gateway(client, app)
@@ -317,3 +367,18 @@ async def gateway_factory(
 async def gw(gateway_factory: Any) -> Gateway:
     gateway: Gateway = await gateway_factory()
     return gateway
+
+
+@pytest.fixture
+async def gw_store(
+    request: pytest.FixtureRequest, store_mode: str, gateway_factory: Any
+) -> Gateway:
+    """A gateway in memory mode and, as a second case, on a real (flushed) redis-server."""
+    if store_mode == "memory":
+        gateway: Gateway = await gateway_factory()
+        return gateway
+    url = request.getfixturevalue("redis_url")
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    return await gateway_factory(redis_url=url)
