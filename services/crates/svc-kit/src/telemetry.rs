@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
@@ -38,16 +38,16 @@ static SERVICE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 /// The `config` line logged once at start: one field per variable (pass masked values,
 /// e.g. `CommonConfig::effective`). Written directly because tracing fields are static.
 pub fn log_config(effective: &[(&'static str, String)]) {
-    let mut obj = Map::with_capacity(4 + effective.len());
-    obj.insert("ts".into(), Value::from(rfc3339_millis(SystemTime::now())));
-    obj.insert("level".into(), Value::from("info"));
-    obj.insert("service".into(), Value::from(*SERVICE.get().unwrap_or(&"unknown")));
-    obj.insert("msg".into(), Value::from("config"));
+    let mut line = String::with_capacity(512);
+    line.push('{');
+    push_field(&mut line, "ts", &Value::from(rfc3339_millis(SystemTime::now())));
+    push_field(&mut line, "level", &Value::from("info"));
+    push_field(&mut line, "service", &Value::from(*SERVICE.get().unwrap_or(&"unknown")));
+    push_field(&mut line, "msg", &Value::from("config"));
     for (k, v) in effective {
-        obj.insert((*k).to_owned(), Value::from(v.as_str()));
+        push_field(&mut line, k, &Value::from(v.as_str()));
     }
-    let mut line = Value::Object(obj).to_string();
-    line.push('\n');
+    line.push_str("}\n");
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
 
@@ -95,7 +95,7 @@ impl Visit for SpanVisitor {
 
 struct EventVisitor {
     msg: String,
-    fields: Map<String, Value>,
+    fields: Vec<(String, Value)>,
 }
 
 impl Visit for EventVisitor {
@@ -103,29 +103,28 @@ impl Visit for EventVisitor {
         if field.name() == "message" {
             self.msg = value.to_owned();
         } else {
-            self.fields
-                .insert(field.name().to_owned(), Value::from(value));
+            self.fields.push((field.name().to_owned(), Value::from(value)));
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.fields.insert(field.name().to_owned(), Value::from(value));
+        self.fields.push((field.name().to_owned(), Value::from(value)));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields.insert(field.name().to_owned(), Value::from(value));
+        self.fields.push((field.name().to_owned(), Value::from(value)));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         let v = (value * 1000.0).round() / 1000.0;
-        self.fields.insert(field.name().to_owned(), Value::from(v));
+        self.fields.push((field.name().to_owned(), Value::from(v)));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.fields.insert(field.name().to_owned(), Value::from(value));
+        self.fields.push((field.name().to_owned(), Value::from(value)));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         let text = format!("{value:?}");
         if field.name() == "message" {
             self.msg = text;
         } else {
-            self.fields.insert(field.name().to_owned(), Value::from(text));
+            self.fields.push((field.name().to_owned(), Value::from(text)));
         }
     }
 }
@@ -147,29 +146,33 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut v = EventVisitor {
             msg: String::new(),
-            fields: Map::new(),
+            fields: Vec::new(),
         };
         event.record(&mut v);
-        let mut obj = Map::with_capacity(8 + v.fields.len());
-        obj.insert("ts".into(), Value::from(rfc3339_millis(SystemTime::now())));
-        obj.insert("level".into(), Value::from(level_name(event.metadata().level())));
-        obj.insert("service".into(), Value::from(self.service));
-        obj.insert("msg".into(), Value::from(v.msg));
+        let mut ids: Vec<(&'static str, String)> = Vec::new();
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
-                if let Some(ids) = span.extensions().get::<SpanIds>() {
-                    for (k, val) in &ids.0 {
-                        obj.insert((*k).to_owned(), Value::from(val.as_str()));
-                    }
+                if let Some(found) = span.extensions().get::<SpanIds>() {
+                    ids.clone_from(&found.0);
                     break;
                 }
             }
         }
-        for (k, val) in v.fields {
-            obj.entry(k).or_insert(val);
+        let mut line = String::with_capacity(256);
+        line.push('{');
+        push_field(&mut line, "ts", &Value::from(rfc3339_millis(SystemTime::now())));
+        push_field(&mut line, "level", &Value::from(level_name(event.metadata().level())));
+        push_field(&mut line, "service", &Value::from(self.service));
+        push_field(&mut line, "msg", &Value::from(v.msg));
+        for (k, val) in &ids {
+            push_field(&mut line, k, &Value::from(val.as_str()));
         }
-        let mut line = Value::Object(obj).to_string();
-        line.push('\n');
+        for (k, val) in &v.fields {
+            if !ids.iter().any(|(i, _)| i == k) {
+                push_field(&mut line, k, val);
+            }
+        }
+        line.push_str("}\n");
         match &self.out {
             Output::Stdout => {
                 let _ = std::io::stdout().lock().write_all(line.as_bytes());
@@ -181,6 +184,16 @@ where
             }
         }
     }
+}
+
+// Fixed fields first, in the order of observability.md (a serde_json Map would sort them).
+fn push_field(line: &mut String, key: &str, value: &Value) {
+    if !line.ends_with('{') {
+        line.push(',');
+    }
+    line.push_str(&Value::from(key).to_string());
+    line.push(':');
+    line.push_str(&value.to_string());
 }
 
 fn level_name(level: &Level) -> &'static str {
@@ -256,6 +269,11 @@ mod tests {
             .map(|l| serde_json::from_str(l).expect("json line"))
             .collect();
         assert_eq!(lines.len(), 2);
+        assert!(
+            text.starts_with(r#"{"ts":"#)
+                && text.contains(r#""level":"warn","service":"pricing","msg":"request","trace_id":"t1""#),
+            "{text}"
+        );
         let first = &lines[0];
         assert_eq!(first["level"], "warn");
         assert_eq!(first["service"], "pricing");
