@@ -1,0 +1,159 @@
+// Runs the shared store suite against a real redis-server, plus what only Redis has:
+// seeding once across restarts, the inventory.events stream, NOSCRIPT recovery and
+// an outage answered as ErrStoreUnavailable.
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"polyshop/inventory-go/internal/inventory"
+	"polyshop/inventory-go/internal/store/redis"
+	"polyshop/inventory-go/internal/storetest"
+	"polyshop/inventory-go/internal/testredis"
+)
+
+func newStore(t *testing.T, opt *goredis.Options, c inventory.Catalog, clock inventory.Clock) *redis.Store {
+	t.Helper()
+	s, err := redis.New(context.Background(), opt, c, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func flush(t *testing.T, opt *goredis.Options) {
+	t.Helper()
+	c := goredis.NewClient(opt)
+	defer c.Close()
+	if err := c.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStoreSuite(t *testing.T) {
+	opt := testredis.Start(t)
+	storetest.Run(t, func(t *testing.T, c inventory.Catalog, clock inventory.Clock) inventory.Store {
+		flush(t, opt)
+		return newStore(t, opt, c, clock)
+	})
+}
+
+func TestRestartKeepsStock(t *testing.T) {
+	opt := testredis.Start(t)
+	clock := storetest.NewClock()
+	ctx := context.Background()
+	s := newStore(t, opt, storetest.Catalog(), clock.Now)
+	if _, _, err := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 1, Quantity: 30, TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	// A second replica (or a restart) seeds again: existing products keep their stock,
+	// new catalog products appear.
+	c := storetest.Catalog()
+	c.Products = append(c.Products, inventory.Product{ID: 4, Stock: 8, Warehouse: "WH-2"})
+	s2 := newStore(t, opt, c, clock.Now)
+	it, err := s2.Get(ctx, 1)
+	if err != nil || it.Available != 70 || it.Reserved != 30 {
+		t.Fatalf("after restart: %+v %v, want 70 available and 30 held", it, err)
+	}
+	if it, err := s2.Get(ctx, 4); err != nil || it.Available != 8 {
+		t.Fatalf("new catalog product: %+v %v", it, err)
+	}
+	ws, _ := s2.Warehouses(ctx)
+	if ws[0].Products != 2 || ws[1].Products != 2 || ws[0].Available != 70 {
+		t.Fatalf("warehouse totals counted twice or missed: %+v", ws)
+	}
+}
+
+func TestEventsStream(t *testing.T) {
+	opt := testredis.Start(t)
+	clock := storetest.NewClock()
+	ctx := context.Background()
+	s := newStore(t, opt, storetest.Catalog(), clock.Now)
+	r1, _, _ := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 1, Quantity: 2, TTL: time.Minute})
+	r2, _, _ := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 1, Quantity: 3, TTL: time.Minute})
+	r3, _, _ := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 2, Quantity: 1, TTL: time.Second})
+	if _, _, err := s.Commit(ctx, r1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Release(ctx, r2.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _ = s.Release(ctx, r2.ID) // a repeated release changes nothing: no event
+	clock.Advance(time.Second)
+	if n, err := inventory.Sweep(ctx, s); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	if _, err := s.Restock(ctx, 3, 12); err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opt)
+	defer c.Close()
+	msgs, err := c.XRange(ctx, "inventory.events", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := clock.Now().UnixMilli()
+	want := []map[string]any{
+		{"event_id": r1.ID + ":reserved", "type": "reserved", "product_id": "1", "quantity": "2"},
+		{"event_id": r2.ID + ":reserved", "type": "reserved", "product_id": "1", "quantity": "3"},
+		{"event_id": r3.ID + ":reserved", "type": "reserved", "product_id": "2", "quantity": "1"},
+		{"event_id": r1.ID + ":committed", "type": "committed", "product_id": "1", "quantity": "2"},
+		{"event_id": r2.ID + ":released", "type": "released", "product_id": "1", "quantity": "3"},
+		{"event_id": r3.ID + ":expired", "type": "expired", "product_id": "2", "quantity": "1", "ts_ms": itoa(ms)},
+		{"event_id": "restock:3:" + itoa(ms), "type": "restocked", "product_id": "3", "quantity": "12", "ts_ms": itoa(ms)},
+	}
+	if len(msgs) != len(want) {
+		t.Fatalf("%d events, want %d: %+v", len(msgs), len(want), msgs)
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if msgs[i].Values[k] != v {
+				t.Errorf("event %d field %s = %v, want %v (event %+v)", i, k, msgs[i].Values[k], v, msgs[i].Values)
+			}
+		}
+		if _, ok := msgs[i].Values["ts_ms"]; !ok {
+			t.Errorf("event %d has no ts_ms", i)
+		}
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestScriptFlushIsRecovered(t *testing.T) {
+	opt := testredis.Start(t)
+	clock := storetest.NewClock()
+	ctx := context.Background()
+	s := newStore(t, opt, storetest.Catalog(), clock.Now)
+	c := goredis.NewClient(opt)
+	defer c.Close()
+	if err := c.ScriptFlush(ctx).Err(); err != nil { // what a Redis restart or failover does
+		t.Fatal(err)
+	}
+	if _, _, err := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 1, Quantity: 1, TTL: time.Minute}); err != nil {
+		t.Fatalf("reserve after SCRIPT FLUSH: %v (EVALSHA must fall back on NOSCRIPT)", err)
+	}
+}
+
+func TestOutageIsStoreUnavailable(t *testing.T) {
+	opt := testredis.Start(t)
+	clock := storetest.NewClock()
+	s := newStore(t, opt, storetest.Catalog(), clock.Now)
+	c := goredis.NewClient(opt)
+	_ = c.Shutdown(context.Background()).Err() // redis-server exits; the reply is lost with it
+	_ = c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.Get(ctx, 1); !errors.Is(err, inventory.ErrStoreUnavailable) {
+		t.Fatalf("Get with Redis down: %v, want ErrStoreUnavailable", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, inventory.ErrStoreUnavailable) {
+		t.Fatalf("Ping with Redis down: %v, want ErrStoreUnavailable", err)
+	}
+}
