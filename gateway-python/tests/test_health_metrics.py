@@ -6,9 +6,10 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import FakeInventory, Gateway, free_port
 
 from gateway.logs import JsonFormatter
+
+from conftest import FakeInventory, Gateway, free_port
 
 ORDER = {"product_id": 123, "quantity": 2}
 

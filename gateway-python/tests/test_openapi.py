@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from conftest import Gateway
 
 CONTRACT = Path(__file__).resolve().parents[2] / "services/contracts/gateway.openapi.yaml"

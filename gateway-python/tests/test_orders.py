@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from conftest import FakeInventory, FakePricing, Gateway, free_port
 from test_products import assert_error
 

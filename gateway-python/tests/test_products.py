@@ -7,10 +7,11 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import FakePricing, Gateway
 
 from gateway.api.routes.products import splice_processing_time
 from gateway.clients.base import UpstreamUnavailable
+
+from conftest import FakePricing, Gateway
 
 
 def assert_error(resp: Any, status: int, code: str) -> dict[str, Any]:

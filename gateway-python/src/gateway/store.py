@@ -183,9 +183,12 @@ class MemoryStore(Store):
 
     async def idem_wait(self, key: str, timeout_s: float) -> IdemRecord | None:
         event = self._events.get(key)
-        if event is not None:
+        entry = self._idem.get(key)
+        if event is not None and entry is not None:
+            # Never past the pending lease: a claim that outlives it is treated as gone.
+            limit = min(timeout_s, max(0.0, entry[0] - time.monotonic()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout_s)
+                await asyncio.wait_for(event.wait(), limit)
         return self._live(key)
 
     async def ping(self) -> None:

@@ -1,0 +1,302 @@
+# End-to-end harness: starts a real redis-server, the release binaries of pricing and
+# inventory and the real gateway on free ports, waits for /ready, and tears everything down
+# by PID (waiting for the ports to close). Nothing is mocked at this level.
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRICING_BIN = ROOT / "target" / "release" / "pricing"
+INVENTORY_BIN = ROOT / "bin" / "inventory"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+ADMIN_TOKEN = "e2e-admin-token"
+START_TIMEOUT_S = 30.0
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is missing (run `make build` / `make deps`)")
+    pytest.skip(f"{what} is missing; run `make build` (make test-e2e does)")
+
+
+def free_port() -> int:
+    # Ports 8000-8002 belong to `make run`; the kernel's ephemeral range never hands them out.
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in (6379, 8000, 8001, 8002):
+            return port
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    port: int
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    ready_path: str | None = "/ready"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}"
+                )
+            if self.ready_path is None:
+                if port_open(self.port):
+                    return
+            else:
+                try:
+                    with urllib.request.urlopen(self.url + self.ready_path, timeout=1) as resp:
+                        if resp.status == 200:
+                            return
+                except (urllib.error.URLError, OSError):
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} was not ready in {START_TIMEOUT_S}s:\n{self.tail()}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)  # a SIGSTOPped process ignores SIGTERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while port_open(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.proc = None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Stack:
+    mode: str
+    workdir: Path
+    env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def _env(self, name: str, port: int, extra: dict[str, str]) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "PORT": str(port),
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "LOG_LEVEL": "warn",
+            "INSTANCE_ID": f"e2e-{name}",
+        }
+        env.update(extra)
+        env.update(self.env_overrides.get(name, {}))
+        env.update(self.env_overrides.get("*", {}))
+        return env
+
+    def start(self) -> None:
+        for path, what in (
+            (PRICING_BIN, "target/release/pricing"),
+            (INVENTORY_BIN, "bin/inventory"),
+            (PYTHON, ".venv"),
+        ):
+            if not path.exists():
+                _missing(what)
+        common: dict[str, str] = {}
+        if self.mode == "redis":
+            exe = shutil.which("redis-server")
+            if exe is None:
+                _missing("redis-server")
+                return
+            port = free_port()
+            redis = Service(
+                "redis",
+                [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no"],
+                port,
+                {"PATH": "/usr/bin:/bin"},
+                self.workdir / "redis.log",
+                ready_path=None,
+            )  # fmt: skip
+            self.services["redis"] = redis
+            common["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        inv_port, pri_port, gw_port = free_port(), free_port(), free_port()
+        self.services["inventory"] = Service(
+            "inventory",
+            [str(INVENTORY_BIN)],
+            inv_port,
+            self._env("inventory", inv_port, common),
+            self.workdir / "inventory.log",
+        )
+        self.services["pricing"] = Service(
+            "pricing",
+            [str(PRICING_BIN)],
+            pri_port,
+            self._env(
+                "pricing", pri_port, common | {"INVENTORY_URL": f"http://127.0.0.1:{inv_port}"}
+            ),
+            self.workdir / "pricing.log",
+        )
+        self.services["gateway"] = Service(
+            "gateway",
+            [str(PYTHON), "-m", "gateway"],
+            gw_port,
+            self._env(
+                "gateway",
+                gw_port,
+                common
+                | {
+                    "PRICING_URL": f"http://127.0.0.1:{pri_port}",
+                    "INVENTORY_URL": f"http://127.0.0.1:{inv_port}",
+                },
+            ),
+            self.workdir / "gateway.log",
+        )
+        try:
+            for svc in self.services.values():
+                svc.start()
+                svc.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for svc in reversed(list(self.services.values())):
+            svc.stop()
+
+    @property
+    def gateway(self) -> str:
+        return self.services["gateway"].url
+
+    @property
+    def inventory(self) -> str:
+        return self.services["inventory"].url
+
+    @property
+    def pricing(self) -> str:
+        return self.services["pricing"].url
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n}\n{s.tail()}" for n, s in self.services.items())
+
+
+StackFactory = Callable[..., Stack]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """One stack per mode shared by a module's tests (they use distinct products)."""
+    s = Stack(str(request.param), tmp_path_factory.mktemp(f"stack-{request.param}"))
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
+    """A private stack for tests that break a process or need other knobs."""
+    started: list[Stack] = []
+
+    def factory(mode: str, **env_overrides: dict[str, str]) -> Stack:
+        s = Stack(mode, tmp_path / f"stack-{len(started)}", dict(env_overrides))
+        s.workdir.mkdir(parents=True)
+        started.append(s)
+        s.start()
+        return s
+
+    yield factory
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+        yield session
+
+
+async def restock(http: aiohttp.ClientSession, stack: Stack, product_id: int, units: int) -> None:
+    async with http.put(
+        f"{stack.inventory}/api/inventory/{product_id}",
+        json={"available": units},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def available(http: aiohttp.ClientSession, stack: Stack, product_id: int) -> int:
+    async with http.get(f"{stack.inventory}/api/inventory/{product_id}") as resp:
+        assert resp.status == 200, await resp.text()
+        data: dict[str, Any] = await resp.json()
+        return int(data["available"])
+
+
+async def inventory_item(
+    http: aiohttp.ClientSession, stack: Stack, product_id: int
+) -> dict[str, Any]:
+    async with http.get(f"{stack.inventory}/api/inventory/{product_id}") as resp:
+        data: dict[str, Any] = await resp.json()
+        return data
