@@ -34,7 +34,12 @@ where
                 ApiError::Malformed("the request body could not be read".to_owned())
             }
         })?;
-        parse_json(&body).map(Json)
+        let value = parse_json(&body)?;
+        // Every polyshop body is an object; serde would also take a struct from an array.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        }
+        Ok(Json(value))
     }
 }
 
