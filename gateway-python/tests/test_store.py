@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from gateway.store import IdemRecord, MemoryStore, RedisStore, Store
+from gateway.redis_store import RedisStore
+from gateway.store import IdemRecord, MemoryStore, Store
 
 
 async def test_memory_order_ids_unique_and_bounded() -> None:

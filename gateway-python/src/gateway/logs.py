@@ -16,7 +16,11 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING
 _LEVELS["error"] = logging.ERROR
 _NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn"}
 _NAMES |= {logging.ERROR: "error", logging.CRITICAL: "error"}
-_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+# color_message: uvicorn's ANSI-coloured duplicate of msg.
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "color_message",
+}
 
 
 def _ts(created: float) -> str:

@@ -24,7 +24,7 @@ from gateway.metrics import Metrics
 from gateway.middleware import GatewayMiddleware
 from gateway.models import ErrorResponse, OrderRequest, Product
 from gateway.saga import OrderService
-from gateway.store import MemoryStore, RedisStore, Store
+from gateway.store import MemoryStore, Store
 
 log = logging.getLogger("gateway")
 DESCRIPTION = (
@@ -35,6 +35,8 @@ DESCRIPTION = (
 
 def build_store(settings: Settings) -> Store:
     if settings.redis_url:
+        from gateway.redis_store import RedisStore
+
         return RedisStore(settings.redis_url)
     return MemoryStore(settings.instance_id)
 
