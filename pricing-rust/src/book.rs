@@ -228,6 +228,14 @@ impl PriceBook {
         }
     }
 
+    /// Whether reads are served from the cache (memory mode: always).
+    pub fn is_live(&self) -> bool {
+        match &self.store {
+            Store::Memory(_) => true,
+            Store::Redis(r) => r.live.load(Ordering::Acquire),
+        }
+    }
+
     /// Drops `id` (or everything) from the cache; the next read goes to Redis.
     pub fn invalidate(&self, id: Option<u64>) {
         if let Store::Redis(r) = &self.store {

@@ -120,6 +120,12 @@ impl RedisServer {
         Some(server)
     }
 
+    /// Stops the server now (a Redis outage).
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        self.child.kill()?;
+        self.child.wait().map(|_| ())
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }

@@ -1,0 +1,244 @@
+//! Redis mode against a real redis-server on a free port: the price book (seed, admin
+//! change, restart, cross-replica invalidation), readiness, and the demand projection's
+//! exactness across a consumer crash, a replay and a claim from a dead consumer.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{RedisServer, config, post_json, send};
+use pricing::demand::{Consumer, DemandReader, GROUP, STREAM};
+use serde_json::Value;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+async fn redis_state(redis: &RedisServer) -> pricing::AppState {
+    let cfg = config(&[("REDIS_URL", &redis.url()), ("ADMIN_TOKEN", "s3cret"), ("INVENTORY_URL", "http://127.0.0.1:9")]);
+    pricing::start(&cfg).await.expect("start")
+}
+
+async fn redis_app(redis: &RedisServer) -> Router {
+    pricing::app(redis_state(redis).await)
+}
+
+async fn price_of(app: &Router, id: u64) -> (StatusCode, Value) {
+    let (s, _, b) = send(app.clone(), post_json("/api/calculate_price", &format!(r#"{{"product_id":{id},"quantity_available":500}}"#))).await;
+    (s, b)
+}
+
+fn put_price(id: u64, price: f64) -> Request<Body> {
+    Request::put(format!("/api/prices/{id}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, "Bearer s3cret")
+        .body(Body::from(format!(r#"{{"base_price":{price}}}"#)))
+        .expect("req")
+}
+
+/// Polls `check` for up to 5 s (pub/sub and the consumer are asynchronous).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..250 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn price_book_is_seeded_changed_and_survives_a_restart() {
+    let Some(redis) = RedisServer::start() else { return };
+    let app = redis_app(&redis).await;
+    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
+    let seeded: String = redis::cmd("HGET").arg("polyshop:prices").arg(123).query_async(&mut conn).await.expect("hget");
+    assert_eq!(seeded, "173.00");
+    let n: u64 = redis::cmd("HLEN").arg("polyshop:prices").query_async(&mut conn).await.expect("hlen");
+    assert_eq!(n, 1000);
+
+    assert_eq!(price_of(&app, 123).await.1["base_price"], 173.0);
+    let (s, _, b) = send(app.clone(), put_price(123, 50.0)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(price_of(&app, 123).await.1["final_price"], 47.5);
+    let stored: String = redis::cmd("HGET").arg("polyshop:prices").arg(123).query_async(&mut conn).await.expect("hget");
+    assert_eq!(stored, "50.00");
+    let (s, _, b) = send(app.clone(), put_price(31337, 5.0)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    common::assert_error(&b, "product_not_found");
+
+    // A restarted pricing (fresh process state, same Redis) keeps the change.
+    drop(app);
+    let restarted = redis_app(&redis).await;
+    assert_eq!(price_of(&restarted, 123).await.1["base_price"], 50.0);
+    assert_eq!(price_of(&restarted, 124).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_replica_reaches_the_cache_of_another() {
+    let Some(redis) = RedisServer::start() else { return };
+    let a = redis_app(&redis).await;
+    let b_state = redis_state(&redis).await;
+    let b = pricing::app(b_state.clone());
+    eventually("replica b subscribed and cached the book", || async { b_state.book.is_live() }).await;
+    assert_eq!(price_of(&b, 123).await.1["base_price"], 173.0);
+    send(a.clone(), put_price(123, 60.0)).await;
+    eventually("replica b sees the new price", || async { price_of(&b, 123).await.1["base_price"] == 60.0 }).await;
+
+    // b serves from its cache: a write behind its back (no message) is not seen...
+    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
+    redis::cmd("HSET").arg("polyshop:prices").arg(123).arg("70.00").query_async::<()>(&mut conn).await.expect("hset");
+    assert_eq!(price_of(&b, 123).await.1["base_price"], 60.0);
+    // ...until the change message evicts it.
+    redis::cmd("PUBLISH").arg("polyshop:prices:changed").arg("123").query_async::<()>(&mut conn).await.expect("publish");
+    eventually("the message evicts the cached price", || async { price_of(&b, 123).await.1["base_price"] == 70.0 }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_follows_redis_and_a_dead_redis_is_a_503_not_a_500() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    let app = redis_app(&redis).await;
+    let (s, _, b) = send(app.clone(), common::get("/ready")).await;
+    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ready")));
+    let _ = redis.kill();
+    let (s, _, b) = send(app.clone(), common::get("/ready")).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(b["checks"]["store"], "unavailable");
+    let (s, _, b) = send(app.clone(), common::get("/health")).await;
+    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ok")));
+    eventually("book reads fail over to 503", || async {
+        let (s, b) = price_of(&app, 321).await;
+        assert_ne!(s, StatusCode::INTERNAL_SERVER_ERROR, "{b}");
+        s == StatusCode::SERVICE_UNAVAILABLE && b["error"]["code"] == "upstream_unavailable"
+    })
+    .await;
+}
+
+async fn xadd(conn: &mut redis::aio::MultiplexedConnection, event_id: &str, kind: &str, product: u64, qty: u64, ts: u64) {
+    redis::cmd("XADD")
+        .arg(STREAM)
+        .arg("*")
+        .arg("event_id")
+        .arg(event_id)
+        .arg("type")
+        .arg(kind)
+        .arg("product_id")
+        .arg(product)
+        .arg("quantity")
+        .arg(qty)
+        .arg("ts_ms")
+        .arg(ts)
+        .query_async::<()>(conn)
+        .await
+        .expect("xadd");
+}
+
+async fn consumer(redis: &RedisServer, name: &str) -> Consumer {
+    let conn = pricing::connect_redis(&redis.client(), Duration::from_secs(5)).await.expect("conn");
+    let mut c = Consumer::new(conn, name);
+    c.batch = 4;
+    c.block = Duration::from_millis(20);
+    c.ensure_group().await.expect("group");
+    c
+}
+
+async fn drain(c: &mut Consumer) {
+    for _ in 0..100 {
+        if c.step().await.expect("step") == 0 {
+            return;
+        }
+    }
+    panic!("consumer never drained");
+}
+
+async fn pending(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let summary: Vec<redis::Value> = redis::cmd("XPENDING").arg(STREAM).arg(GROUP).query_async(conn).await.expect("xpending");
+    match summary.first() {
+        Some(redis::Value::Int(n)) => *n as u64,
+        _ => 0,
+    }
+}
+
+/// 7 reserved events for product 5 (one written twice), units 1+2+...+7 = 28, plus events
+/// that must not count: other types, another product, one older than the hour.
+async fn produce(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let now = now_ms();
+    for i in 1..=7u64 {
+        xadd(conn, &format!("RES-{i}:reserved"), "reserved", 5, i, now - i * 1000).await;
+        if i == 3 {
+            xadd(conn, "RES-3:reserved", "reserved", 5, 3, now - 3000).await;
+        }
+        xadd(conn, &format!("RES-{i}:committed"), "committed", 5, i, now).await;
+    }
+    xadd(conn, "RES-old:reserved", "reserved", 5, 100, now - 2 * 3_600_000).await;
+    xadd(conn, "RES-x:reserved", "reserved", 6, 4, now).await;
+    xadd(conn, "restock:5:1", "restocked", 5, 500, now).await;
+    28
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demand_is_exact_after_a_crash_mid_batch_and_a_restart() {
+    let Some(redis) = RedisServer::start() else { return };
+    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
+    let expected = produce(&mut conn).await;
+
+    let mut first = consumer(&redis, "pricing-1").await;
+    first.crash_after = Some(2);
+    // Applies two entries of its first batch of four, then dies before acknowledging.
+    assert!(matches!(first.step().await, Err(pricing::demand::ConsumeError::Crash(2))));
+    drop(first);
+    assert_eq!(pending(&mut conn).await, 4, "the crashed batch stays pending");
+
+    // Restarted under the same name: re-reads its pending entries, then the rest.
+    let mut second = consumer(&redis, "pricing-1").await;
+    drain(&mut second).await;
+    let reader = DemandReader::redis(pricing::connect_redis(&redis.client(), Duration::from_secs(1)).await.expect("conn"));
+    assert_eq!(reader.recent(5).await.expect("recent"), expected);
+    assert_eq!(reader.recent(6).await.expect("recent"), 4);
+    assert_eq!(reader.recent(7).await.expect("recent"), 0);
+    assert_eq!(pending(&mut conn).await, 0);
+
+    // A full replay of the stream (a new group reading from 0) changes nothing.
+    redis::cmd("XGROUP").arg("SETID").arg(STREAM).arg(GROUP).arg("0").query_async::<()>(&mut conn).await.expect("setid");
+    drain(&mut second).await;
+    assert_eq!(reader.recent(5).await.expect("recent"), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_a_dead_consumer_are_claimed_by_another() {
+    let Some(redis) = RedisServer::start() else { return };
+    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
+    let expected = produce(&mut conn).await;
+    let mut dead = consumer(&redis, "pricing-dead").await;
+    dead.crash_after = Some(1);
+    assert!(dead.step().await.is_err());
+    drop(dead);
+
+    let mut other = consumer(&redis, "pricing-other").await;
+    other.claim_idle = Duration::ZERO;
+    drain(&mut other).await;
+    assert_eq!(pending(&mut conn).await, 0, "the dead consumer's entries were claimed and acknowledged");
+    let reader = DemandReader::redis(pricing::connect_redis(&redis.client(), Duration::from_secs(1)).await.expect("conn"));
+    assert_eq!(reader.recent(5).await.expect("recent"), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calculate_price_uses_the_projection_when_demand_is_omitted() {
+    let Some(redis) = RedisServer::start() else { return };
+    let app = redis_app(&redis).await;
+    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
+    for i in 0..3 {
+        xadd(&mut conn, &format!("RES-h{i}:reserved"), "reserved", 123, 1, now_ms()).await;
+    }
+    eventually("the consumer counts 3 units", || async { price_of(&app, 123).await.1["demand_factor"] == 1.03 }).await;
+    // An explicit recent_demand wins over the projection.
+    let (_, _, b) = send(app, post_json("/api/calculate_price", r#"{"product_id":123,"quantity_available":223,"recent_demand":0}"#)).await;
+    assert_eq!(b["final_price"], 164.35);
+}
