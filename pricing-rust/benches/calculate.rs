@@ -19,7 +19,9 @@ fn seed() -> PriceInput {
 
 fn bench(c: &mut Criterion) {
     let input = seed();
-    c.bench_function("quote (rules only)", |b| b.iter(|| quote(black_box(&input))));
+    c.bench_function("quote (rules only)", |b| {
+        b.iter(|| quote(black_box(&input)))
+    });
     c.bench_function("quote + JSON answer", |b| {
         b.iter(|| serde_json::to_vec(&answer_for(123, black_box(&input))).map(|v| v.len()))
     });
@@ -32,7 +34,12 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     c.bench_function("quote x 1000 (batch)", |b| {
-        b.iter(|| batch.iter().map(|i| quote(black_box(i)).final_price).sum::<Decimal>())
+        b.iter(|| {
+            batch
+                .iter()
+                .map(|i| quote(black_box(i)).final_price)
+                .sum::<Decimal>()
+        })
     });
 }
 

@@ -60,8 +60,10 @@ pub fn catalog_candidates() -> Vec<PathBuf> {
 pub fn load_catalog() -> Result<(PathBuf, HashMap<u64, Decimal>), String> {
     for path in catalog_candidates() {
         if path.is_file() {
-            let prices = parse_catalog(&std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let prices = parse_catalog(
+                &std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+            )
+            .map_err(|e| format!("{}: {e}", path.display()))?;
             return Ok((path, prices));
         }
     }
@@ -76,7 +78,12 @@ pub fn parse_catalog(bytes: &[u8]) -> Result<HashMap<u64, Decimal>, String> {
         .map(|p| {
             base_price_from_f64(p.base_price)
                 .map(|d| (p.id, d))
-                .ok_or_else(|| format!("product {}: base_price {} out of bounds", p.id, p.base_price))
+                .ok_or_else(|| {
+                    format!(
+                        "product {}: base_price {} out of bounds",
+                        p.id, p.base_price
+                    )
+                })
         })
         .collect()
 }
@@ -117,7 +124,10 @@ impl PriceBook {
 
     /// A book in Redis: seeds missing prices from `catalog` (HSETNX never overwrites a
     /// price changed through the admin route, so a restart keeps it) and warms the cache.
-    pub async fn redis(conn: ConnectionManager, catalog: &HashMap<u64, Decimal>) -> Result<Self, BookError> {
+    pub async fn redis(
+        conn: ConnectionManager,
+        catalog: &HashMap<u64, Decimal>,
+    ) -> Result<Self, BookError> {
         let mut c = conn.clone();
         let mut pipe = redis::pipe();
         for (id, price) in catalog {
@@ -143,7 +153,10 @@ impl PriceBook {
         };
         let before = r.generation.load(Ordering::Acquire);
         let mut c = r.conn.clone();
-        let all: HashMap<u64, String> = redis::cmd("HGETALL").arg(PRICES_KEY).query_async(&mut c).await?;
+        let all: HashMap<u64, String> = redis::cmd("HGETALL")
+            .arg(PRICES_KEY)
+            .query_async(&mut c)
+            .await?;
         let fresh: HashMap<u64, Decimal> = all
             .into_iter()
             .filter_map(|(id, v)| v.parse().ok().map(|d| (id, d)))
@@ -160,7 +173,11 @@ impl PriceBook {
     /// The base price of `id`, `None` for an unknown product.
     pub async fn get(&self, id: u64) -> Result<Option<Decimal>, BookError> {
         match &self.store {
-            Store::Memory(m) => Ok(m.read().unwrap_or_else(|e| e.into_inner()).get(&id).copied()),
+            Store::Memory(m) => Ok(m
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .copied()),
             Store::Redis(r) => {
                 let live = r.live.load(Ordering::Acquire);
                 if live {
@@ -170,7 +187,11 @@ impl PriceBook {
                 }
                 let before = r.generation.load(Ordering::Acquire);
                 let mut c = r.conn.clone();
-                let raw: Option<String> = redis::cmd("HGET").arg(PRICES_KEY).arg(id).query_async(&mut c).await?;
+                let raw: Option<String> = redis::cmd("HGET")
+                    .arg(PRICES_KEY)
+                    .arg(id)
+                    .query_async(&mut c)
+                    .await?;
                 let price = raw.and_then(|v| v.parse::<Decimal>().ok());
                 if let (Some(p), true) = (price, live) {
                     let mut cache = r.cache.write().unwrap_or_else(|e| e.into_inner());
@@ -269,7 +290,10 @@ impl PriceBook {
 /// every replica within a round trip, and reads never pay a Redis call for freshness.
 /// Pub/sub drops messages while a subscriber is disconnected, so each (re)subscription
 /// reloads the whole book before trusting the cache again.
-pub fn spawn_invalidation_listener(book: Arc<PriceBook>, client: redis::Client) -> tokio::task::JoinHandle<()> {
+pub fn spawn_invalidation_listener(
+    book: Arc<PriceBook>,
+    client: redis::Client,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             match client.get_async_pubsub().await {
@@ -281,7 +305,11 @@ pub fn spawn_invalidation_listener(book: Arc<PriceBook>, client: redis::Client) 
                         }
                         let mut messages = pubsub.on_message();
                         while let Some(msg) = messages.next().await {
-                            match msg.get_payload::<String>().ok().and_then(|p| p.parse::<u64>().ok()) {
+                            match msg
+                                .get_payload::<String>()
+                                .ok()
+                                .and_then(|p| p.parse::<u64>().ok())
+                            {
                                 Some(id) => book.invalidate(Some(id)),
                                 None => book.invalidate(None),
                             }
@@ -290,7 +318,9 @@ pub fn spawn_invalidation_listener(book: Arc<PriceBook>, client: redis::Client) 
                     }
                     Err(err) => tracing::warn!(error = %err, "price change subscribe failed"),
                 },
-                Err(err) => tracing::warn!(error = %err, "price change subscription connect failed"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "price change subscription connect failed")
+                }
             }
             // Without the subscription the cache could go stale: fall back to Redis reads.
             book.set_live(false);

@@ -39,7 +39,10 @@ impl Config {
                     .map(|u| check_http_url("INVENTORY_URLS", u))
                     .collect::<Result<Vec<_>, _>>()?;
                 if urls.is_empty() {
-                    return Err(ConfigError::new("INVENTORY_URLS", "must list at least one URL"));
+                    return Err(ConfigError::new(
+                        "INVENTORY_URLS",
+                        "must list at least one URL",
+                    ));
                 }
                 Some(urls)
             }
@@ -77,12 +80,18 @@ impl Config {
         out.push(("UPSTREAM_RETRIES", u.retries.to_string()));
         out.push(("BREAKER_FAILURES", u.breaker_failures.to_string()));
         out.push(("BREAKER_SUCCESSES", u.breaker_successes.to_string()));
-        out.push(("BREAKER_COOLDOWN_S", u.breaker_cooldown.as_secs().to_string()));
+        out.push((
+            "BREAKER_COOLDOWN_S",
+            u.breaker_cooldown.as_secs().to_string(),
+        ));
         out
     }
 }
 
 // svc-client asks by &str; svc-kit's Vars wants the 'static names it reports in errors.
 fn static_name(k: &str) -> Option<&'static str> {
-    svc_client::ENV_VARS.iter().find(|v| v.name == k).map(|v| v.name)
+    svc_client::ENV_VARS
+        .iter()
+        .find(|v| v.name == k)
+        .map(|v| v.name)
 }

@@ -157,9 +157,17 @@ impl Consumer {
         Ok(applied)
     }
 
-    async fn read(&mut self, from: &str, block: Option<Duration>) -> Result<Vec<StreamId>, redis::RedisError> {
+    async fn read(
+        &mut self,
+        from: &str,
+        block: Option<Duration>,
+    ) -> Result<Vec<StreamId>, redis::RedisError> {
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(GROUP).arg(&self.name).arg("COUNT").arg(self.batch);
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.name)
+            .arg("COUNT")
+            .arg(self.batch);
         if let Some(b) = block {
             cmd.arg("BLOCK").arg(b.as_millis() as u64);
         }
@@ -175,7 +183,9 @@ impl Consumer {
             return Ok(0);
         }
         let since = now_ms().saturating_sub(WINDOW_MS);
-        let upto = self.crash_after.map_or(entries.len(), |n| n.min(entries.len()));
+        let upto = self
+            .crash_after
+            .map_or(entries.len(), |n| n.min(entries.len()));
         // One round trip per batch. Redis runs a pipeline in order, so the XACK at its end
         // never lands before the ZADDs it acknowledges.
         let mut pipe = redis::pipe();

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use svc_client::{CallContext, ClientError, ClientMetrics, ShardRing, StatusCode, Upstream, UpstreamConfig};
+use svc_client::{
+    CallContext, ClientError, ClientMetrics, ShardRing, StatusCode, Upstream, UpstreamConfig,
+};
 use svc_kit::{ApiError, RequestContext};
 
 /// One product's stock as inventory answers it.
@@ -76,7 +78,11 @@ impl Inventory {
     }
 
     /// `GET /api/inventory/{id}`; `Ok(None)` when inventory does not know the product.
-    pub async fn item(&self, product_id: u64, ctx: &RequestContext) -> Result<Option<InventoryItem>, ApiError> {
+    pub async fn item(
+        &self,
+        product_id: u64,
+        ctx: &RequestContext,
+    ) -> Result<Option<InventoryItem>, ApiError> {
         let upstream = self
             .shard(product_id)
             .ok_or_else(|| ApiError::internal("no inventory shard configured"))?;
@@ -92,7 +98,11 @@ impl Inventory {
     }
 
     /// `POST /api/inventory/batch` (per shard); returns the items and the unknown ids.
-    pub async fn batch(&self, ids: &[u64], ctx: &RequestContext) -> Result<(Vec<InventoryItem>, Vec<u64>), ApiError> {
+    pub async fn batch(
+        &self,
+        ids: &[u64],
+        ctx: &RequestContext,
+    ) -> Result<(Vec<InventoryItem>, Vec<u64>), ApiError> {
         let call = call_context(ctx);
         let mut groups: Vec<(usize, Vec<u64>)> = Vec::new();
         for &id in ids {
@@ -110,7 +120,12 @@ impl Inventory {
             let call = &call;
             async move {
                 upstream
-                    .post_json("/api/inventory/batch", &BatchQuery { ids: group }, call, true)
+                    .post_json(
+                        "/api/inventory/batch",
+                        &BatchQuery { ids: group },
+                        call,
+                        true,
+                    )
                     .await
             }
         });

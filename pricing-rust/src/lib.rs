@@ -73,8 +73,10 @@ impl AppState {
         admin_token: Option<String>,
     ) -> Result<Self, String> {
         let stats = Stats::register(&kit.registry).map_err(|e| e.to_string())?;
-        let client_metrics = svc_client::ClientMetrics::register(&kit.registry).map_err(|e| e.to_string())?;
-        let inventory = Inventory::new(inventory_bases, upstream, &client_metrics).map_err(|e| e.to_string())?;
+        let client_metrics =
+            svc_client::ClientMetrics::register(&kit.registry).map_err(|e| e.to_string())?;
+        let inventory = Inventory::new(inventory_bases, upstream, &client_metrics)
+            .map_err(|e| e.to_string())?;
         Ok(Self(Arc::new(Inner {
             kit,
             book,
@@ -89,8 +91,14 @@ impl AppState {
 /// The whole router: the API plus svc-kit's health routes, fallbacks and middleware.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
-        .route("/api/calculate_price", post(routes::calculate::calculate_price))
-        .route("/api/calculate_prices", post(routes::calculate::calculate_prices))
+        .route(
+            "/api/calculate_price",
+            post(routes::calculate::calculate_price),
+        )
+        .route(
+            "/api/calculate_prices",
+            post(routes::calculate::calculate_prices),
+        )
         .route("/api/stats", get(routes::stats::stats_get))
         .route("/api/prices", get(routes::prices::prices_list))
         .route(
@@ -107,7 +115,10 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Connects a connection manager that reconnects by itself.
-pub async fn connect_redis(client: &redis::Client, response_timeout: Duration) -> redis::RedisResult<ConnectionManager> {
+pub async fn connect_redis(
+    client: &redis::Client,
+    response_timeout: Duration,
+) -> redis::RedisResult<ConnectionManager> {
     let cfg = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(response_timeout))
@@ -118,22 +129,30 @@ pub async fn connect_redis(client: &redis::Client, response_timeout: Duration) -
 /// Builds the state from config: loads the catalog, connects Redis when configured (seeds
 /// the book, starts the invalidation listener and the demand consumer).
 pub async fn start(cfg: &Config) -> Result<AppState, String> {
-    let kit = Kit::new(SERVICE, env!("CARGO_PKG_VERSION"), &cfg.common).map_err(|e| e.to_string())?;
+    let kit =
+        Kit::new(SERVICE, env!("CARGO_PKG_VERSION"), &cfg.common).map_err(|e| e.to_string())?;
     let (path, catalog) = book::load_catalog()?;
     tracing::info!(path = %path.display(), products = catalog.len(), "catalog loaded");
     let (book, demand) = match &cfg.common.redis_url {
         None => (Arc::new(PriceBook::memory(catalog)), DemandReader::memory()),
         Some(url) => {
-            let client = redis::Client::open(url.as_str()).map_err(|e| format!("REDIS_URL: {e}"))?;
+            let client =
+                redis::Client::open(url.as_str()).map_err(|e| format!("REDIS_URL: {e}"))?;
             let conn = connect_redis(&client, Duration::from_secs(1))
                 .await
                 .map_err(|e| format!("redis: {e}"))?;
-            let book = Arc::new(PriceBook::redis(conn.clone(), &catalog).await.map_err(|e| e.to_string())?);
+            let book = Arc::new(
+                PriceBook::redis(conn.clone(), &catalog)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
             book::spawn_invalidation_listener(book.clone(), client.clone());
             let consumer_conn = connect_redis(&client, Duration::from_secs(5))
                 .await
                 .map_err(|e| format!("redis: {e}"))?;
-            tokio::spawn(demand::Consumer::new(consumer_conn, cfg.common.instance_id.clone()).run());
+            tokio::spawn(
+                demand::Consumer::new(consumer_conn, cfg.common.instance_id.clone()).run(),
+            );
             (book, DemandReader::redis(conn))
         }
     };

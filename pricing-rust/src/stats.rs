@@ -10,8 +10,18 @@ use crate::pricing::{self, PriceInput, Quote, Tier};
 
 /// Buckets from 1 µs: a calculation takes well under a microsecond to a few.
 const CALC_BUCKETS: [f64; 12] = [
-    0.000_001, 0.000_002_5, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5,
-    0.001, 0.002_5, 0.01,
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.01,
 ];
 
 /// Counters of the pricing engine.
@@ -27,7 +37,10 @@ impl Stats {
     /// Creates the counters and registers the metrics.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let tiers = IntCounterVec::new(
-            Opts::new("polyshop_pricing_calculations_total", "Prices calculated, by tier."),
+            Opts::new(
+                "polyshop_pricing_calculations_total",
+                "Prices calculated, by tier.",
+            ),
             &["tier"],
         )?;
         registry.register(Box::new(tiers.clone()))?;

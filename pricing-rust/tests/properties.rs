@@ -1,8 +1,8 @@
 //! Properties of the rules over the whole input space: never negative, monotone in
 //! scarcity and demand, a bigger tier discount never raises the price.
 
-use proptest::prelude::*;
 use pricing::pricing::{PriceInput, Tier, quote};
+use proptest::prelude::*;
 use rust_decimal::Decimal;
 
 fn base() -> impl Strategy<Value = Decimal> {

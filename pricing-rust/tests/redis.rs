@@ -14,11 +14,18 @@ use pricing::demand::{Consumer, DemandReader, GROUP, STREAM};
 use serde_json::Value;
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 async fn redis_state(redis: &RedisServer) -> pricing::AppState {
-    let cfg = config(&[("REDIS_URL", &redis.url()), ("ADMIN_TOKEN", "s3cret"), ("INVENTORY_URL", "http://127.0.0.1:9")]);
+    let cfg = config(&[
+        ("REDIS_URL", &redis.url()),
+        ("ADMIN_TOKEN", "s3cret"),
+        ("INVENTORY_URL", "http://127.0.0.1:9"),
+    ]);
     pricing::start(&cfg).await.expect("start")
 }
 
@@ -27,7 +34,14 @@ async fn redis_app(redis: &RedisServer) -> Router {
 }
 
 async fn price_of(app: &Router, id: u64) -> (StatusCode, Value) {
-    let (s, _, b) = send(app.clone(), post_json("/api/calculate_price", &format!(r#"{{"product_id":{id},"quantity_available":500}}"#))).await;
+    let (s, _, b) = send(
+        app.clone(),
+        post_json(
+            "/api/calculate_price",
+            &format!(r#"{{"product_id":{id},"quantity_available":500}}"#),
+        ),
+    )
+    .await;
     (s, b)
 }
 
@@ -56,19 +70,39 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn price_book_is_seeded_changed_and_survives_a_restart() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let app = redis_app(&redis).await;
-    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
-    let seeded: String = redis::cmd("HGET").arg("polyshop:prices").arg(123).query_async(&mut conn).await.expect("hget");
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let seeded: String = redis::cmd("HGET")
+        .arg("polyshop:prices")
+        .arg(123)
+        .query_async(&mut conn)
+        .await
+        .expect("hget");
     assert_eq!(seeded, "173.00");
-    let n: u64 = redis::cmd("HLEN").arg("polyshop:prices").query_async(&mut conn).await.expect("hlen");
+    let n: u64 = redis::cmd("HLEN")
+        .arg("polyshop:prices")
+        .query_async(&mut conn)
+        .await
+        .expect("hlen");
     assert_eq!(n, 1000);
 
     assert_eq!(price_of(&app, 123).await.1["base_price"], 173.0);
     let (s, _, b) = send(app.clone(), put_price(123, 50.0)).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(price_of(&app, 123).await.1["final_price"], 47.5);
-    let stored: String = redis::cmd("HGET").arg("polyshop:prices").arg(123).query_async(&mut conn).await.expect("hget");
+    let stored: String = redis::cmd("HGET")
+        .arg("polyshop:prices")
+        .arg(123)
+        .query_async(&mut conn)
+        .await
+        .expect("hget");
     assert_eq!(stored, "50.00");
     let (s, _, b) = send(app.clone(), put_price(31337, 5.0)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -83,27 +117,55 @@ async fn price_book_is_seeded_changed_and_survives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_on_one_replica_reaches_the_cache_of_another() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let a = redis_app(&redis).await;
     let b_state = redis_state(&redis).await;
     let b = pricing::app(b_state.clone());
-    eventually("replica b subscribed and cached the book", || async { b_state.book.is_live() }).await;
+    eventually("replica b subscribed and cached the book", || async {
+        b_state.book.is_live()
+    })
+    .await;
     assert_eq!(price_of(&b, 123).await.1["base_price"], 173.0);
     send(a.clone(), put_price(123, 60.0)).await;
-    eventually("replica b sees the new price", || async { price_of(&b, 123).await.1["base_price"] == 60.0 }).await;
+    eventually("replica b sees the new price", || async {
+        price_of(&b, 123).await.1["base_price"] == 60.0
+    })
+    .await;
 
     // b serves from its cache: a write behind its back (no message) is not seen...
-    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
-    redis::cmd("HSET").arg("polyshop:prices").arg(123).arg("70.00").query_async::<()>(&mut conn).await.expect("hset");
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    redis::cmd("HSET")
+        .arg("polyshop:prices")
+        .arg(123)
+        .arg("70.00")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("hset");
     assert_eq!(price_of(&b, 123).await.1["base_price"], 60.0);
     // ...until the change message evicts it.
-    redis::cmd("PUBLISH").arg("polyshop:prices:changed").arg("123").query_async::<()>(&mut conn).await.expect("publish");
-    eventually("the message evicts the cached price", || async { price_of(&b, 123).await.1["base_price"] == 70.0 }).await;
+    redis::cmd("PUBLISH")
+        .arg("polyshop:prices:changed")
+        .arg("123")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("publish");
+    eventually("the message evicts the cached price", || async {
+        price_of(&b, 123).await.1["base_price"] == 70.0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_follows_redis_and_a_dead_redis_is_a_503_not_a_500() {
-    let Some(mut redis) = RedisServer::start() else { return };
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
     let app = redis_app(&redis).await;
     let (s, _, b) = send(app.clone(), common::get("/ready")).await;
     assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ready")));
@@ -121,7 +183,14 @@ async fn ready_follows_redis_and_a_dead_redis_is_a_503_not_a_500() {
     .await;
 }
 
-async fn xadd(conn: &mut redis::aio::MultiplexedConnection, event_id: &str, kind: &str, product: u64, qty: u64, ts: u64) {
+async fn xadd(
+    conn: &mut redis::aio::MultiplexedConnection,
+    event_id: &str,
+    kind: &str,
+    product: u64,
+    qty: u64,
+    ts: u64,
+) {
     redis::cmd("XADD")
         .arg(STREAM)
         .arg("*")
@@ -141,7 +210,9 @@ async fn xadd(conn: &mut redis::aio::MultiplexedConnection, event_id: &str, kind
 }
 
 async fn consumer(redis: &RedisServer, name: &str) -> Consumer {
-    let conn = pricing::connect_redis(&redis.client(), Duration::from_secs(5)).await.expect("conn");
+    let conn = pricing::connect_redis(&redis.client(), Duration::from_secs(5))
+        .await
+        .expect("conn");
     let mut c = Consumer::new(conn, name);
     c.batch = 4;
     c.block = Duration::from_millis(20);
@@ -159,7 +230,12 @@ async fn drain(c: &mut Consumer) {
 }
 
 async fn pending(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let summary: Vec<redis::Value> = redis::cmd("XPENDING").arg(STREAM).arg(GROUP).query_async(conn).await.expect("xpending");
+    let summary: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(STREAM)
+        .arg(GROUP)
+        .query_async(conn)
+        .await
+        .expect("xpending");
     match summary.first() {
         Some(redis::Value::Int(n)) => *n as u64,
         _ => 0,
@@ -171,13 +247,29 @@ async fn pending(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
 async fn produce(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
     let now = now_ms();
     for i in 1..=7u64 {
-        xadd(conn, &format!("RES-{i}:reserved"), "reserved", 5, i, now - i * 1000).await;
+        xadd(
+            conn,
+            &format!("RES-{i}:reserved"),
+            "reserved",
+            5,
+            i,
+            now - i * 1000,
+        )
+        .await;
         if i == 3 {
             xadd(conn, "RES-3:reserved", "reserved", 5, 3, now - 3000).await;
         }
         xadd(conn, &format!("RES-{i}:committed"), "committed", 5, i, now).await;
     }
-    xadd(conn, "RES-old:reserved", "reserved", 5, 100, now - 2 * 3_600_000).await;
+    xadd(
+        conn,
+        "RES-old:reserved",
+        "reserved",
+        5,
+        100,
+        now - 2 * 3_600_000,
+    )
+    .await;
     xadd(conn, "RES-x:reserved", "reserved", 6, 4, now).await;
     xadd(conn, "restock:5:1", "restocked", 5, 500, now).await;
     28
@@ -185,36 +277,66 @@ async fn produce(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demand_is_exact_after_a_crash_mid_batch_and_a_restart() {
-    let Some(redis) = RedisServer::start() else { return };
-    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
     let expected = produce(&mut conn).await;
 
     let mut first = consumer(&redis, "pricing-1").await;
     first.crash_after = Some(2);
     // Applies two entries of its first batch of four, then dies before acknowledging.
-    assert!(matches!(first.step().await, Err(pricing::demand::ConsumeError::Crash(2))));
+    assert!(matches!(
+        first.step().await,
+        Err(pricing::demand::ConsumeError::Crash(2))
+    ));
     drop(first);
-    assert_eq!(pending(&mut conn).await, 4, "the crashed batch stays pending");
+    assert_eq!(
+        pending(&mut conn).await,
+        4,
+        "the crashed batch stays pending"
+    );
 
     // Restarted under the same name: re-reads its pending entries, then the rest.
     let mut second = consumer(&redis, "pricing-1").await;
     drain(&mut second).await;
-    let reader = DemandReader::redis(pricing::connect_redis(&redis.client(), Duration::from_secs(1)).await.expect("conn"));
+    let reader = DemandReader::redis(
+        pricing::connect_redis(&redis.client(), Duration::from_secs(1))
+            .await
+            .expect("conn"),
+    );
     assert_eq!(reader.recent(5).await.expect("recent"), expected);
     assert_eq!(reader.recent(6).await.expect("recent"), 4);
     assert_eq!(reader.recent(7).await.expect("recent"), 0);
     assert_eq!(pending(&mut conn).await, 0);
 
     // A full replay of the stream (a new group reading from 0) changes nothing.
-    redis::cmd("XGROUP").arg("SETID").arg(STREAM).arg(GROUP).arg("0").query_async::<()>(&mut conn).await.expect("setid");
+    redis::cmd("XGROUP")
+        .arg("SETID")
+        .arg(STREAM)
+        .arg(GROUP)
+        .arg("0")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("setid");
     drain(&mut second).await;
     assert_eq!(reader.recent(5).await.expect("recent"), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_of_a_dead_consumer_are_claimed_by_another() {
-    let Some(redis) = RedisServer::start() else { return };
-    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
     let expected = produce(&mut conn).await;
     let mut dead = consumer(&redis, "pricing-dead").await;
     dead.crash_after = Some(1);
@@ -224,21 +346,53 @@ async fn entries_of_a_dead_consumer_are_claimed_by_another() {
     let mut other = consumer(&redis, "pricing-other").await;
     other.claim_idle = Duration::ZERO;
     drain(&mut other).await;
-    assert_eq!(pending(&mut conn).await, 0, "the dead consumer's entries were claimed and acknowledged");
-    let reader = DemandReader::redis(pricing::connect_redis(&redis.client(), Duration::from_secs(1)).await.expect("conn"));
+    assert_eq!(
+        pending(&mut conn).await,
+        0,
+        "the dead consumer's entries were claimed and acknowledged"
+    );
+    let reader = DemandReader::redis(
+        pricing::connect_redis(&redis.client(), Duration::from_secs(1))
+            .await
+            .expect("conn"),
+    );
     assert_eq!(reader.recent(5).await.expect("recent"), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calculate_price_uses_the_projection_when_demand_is_omitted() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let app = redis_app(&redis).await;
-    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
     for i in 0..3 {
-        xadd(&mut conn, &format!("RES-h{i}:reserved"), "reserved", 123, 1, now_ms()).await;
+        xadd(
+            &mut conn,
+            &format!("RES-h{i}:reserved"),
+            "reserved",
+            123,
+            1,
+            now_ms(),
+        )
+        .await;
     }
-    eventually("the consumer counts 3 units", || async { price_of(&app, 123).await.1["demand_factor"] == 1.03 }).await;
+    eventually("the consumer counts 3 units", || async {
+        price_of(&app, 123).await.1["demand_factor"] == 1.03
+    })
+    .await;
     // An explicit recent_demand wins over the projection.
-    let (_, _, b) = send(app, post_json("/api/calculate_price", r#"{"product_id":123,"quantity_available":223,"recent_demand":0}"#)).await;
+    let (_, _, b) = send(
+        app,
+        post_json(
+            "/api/calculate_price",
+            r#"{"product_id":123,"quantity_available":223,"recent_demand":0}"#,
+        ),
+    )
+    .await;
     assert_eq!(b["final_price"], 164.35);
 }

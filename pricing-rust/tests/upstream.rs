@@ -24,18 +24,28 @@ struct Seen {
 
 fn item(id: u64) -> Option<Value> {
     match id {
-        123 => Some(json!({"product_id":123,"available":223,"reserved":2,"warehouse":"WH-4",
-                           "last_updated":"2026-11-23T10:00:00Z","recent_demand":0})),
-        7 => Some(json!({"product_id":7,"available":5,"reserved":0,"warehouse":"WH-1",
-                         "last_updated":"2026-11-23T10:00:01Z","recent_demand":30})),
+        123 => Some(
+            json!({"product_id":123,"available":223,"reserved":2,"warehouse":"WH-4",
+                           "last_updated":"2026-11-23T10:00:00Z","recent_demand":0}),
+        ),
+        7 => Some(
+            json!({"product_id":7,"available":5,"reserved":0,"warehouse":"WH-1",
+                         "last_updated":"2026-11-23T10:00:01Z","recent_demand":30}),
+        ),
         // Known to inventory, absent from the price book.
-        424_242 => Some(json!({"product_id":424242,"available":1,"reserved":0,"warehouse":"WH-1",
-                               "last_updated":"2026-11-23T10:00:02Z","recent_demand":0})),
+        424_242 => Some(
+            json!({"product_id":424242,"available":1,"reserved":0,"warehouse":"WH-1",
+                               "last_updated":"2026-11-23T10:00:02Z","recent_demand":0}),
+        ),
         _ => None,
     }
 }
 
-async fn inventory_get(State(seen): State<Arc<Seen>>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+async fn inventory_get(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Response {
     seen.calls.fetch_add(1, Ordering::SeqCst);
     if let Ok(mut h) = seen.headers.lock() {
         h.push(headers);
@@ -48,14 +58,26 @@ async fn inventory_get(State(seen): State<Arc<Seen>>, headers: HeaderMap, Path(i
         999 => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
         _ => match item(id) {
             Some(v) => axum::Json(v).into_response(),
-            None => (StatusCode::NOT_FOUND, axum::Json(json!({"error":{"code":"product_not_found","message":"x","request_id":"r"}}))).into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                axum::Json(
+                    json!({"error":{"code":"product_not_found","message":"x","request_id":"r"}}),
+                ),
+            )
+                .into_response(),
         },
     }
 }
 
-async fn inventory_batch(State(seen): State<Arc<Seen>>, axum::Json(body): axum::Json<Value>) -> Response {
+async fn inventory_batch(
+    State(seen): State<Arc<Seen>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     seen.calls.fetch_add(1, Ordering::SeqCst);
-    let ids: Vec<u64> = body["ids"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+    let ids: Vec<u64> = body["ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
     let (found, missing): (Vec<u64>, Vec<u64>) = ids.iter().partition(|id| item(**id).is_some());
     axum::Json(json!({"items": found.iter().filter_map(|id| item(*id)).collect::<Vec<_>>(), "not_found": missing})).into_response()
 }
@@ -66,7 +88,9 @@ async fn start_inventory() -> (String, Arc<Seen>) {
         .route("/api/inventory/{id}", get(inventory_get))
         .route("/api/inventory/batch", post(inventory_batch))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -80,12 +104,18 @@ async fn one_product_is_priced_on_live_stock_in_the_gateway_shape() {
     let app = pricing::app(memory_state(&url, None));
     let req = axum::http::Request::get("/api/prices/123")
         .header("x-request-id", "rid-42")
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .body(axum::body::Body::empty())
         .expect("req");
     let (s, h, b) = send(app.clone(), req).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some("application/json"));
+    assert_eq!(
+        h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
     assert_eq!(
         b,
         json!({"product_id":123,
@@ -94,9 +124,18 @@ async fn one_product_is_priced_on_live_stock_in_the_gateway_shape() {
     );
     // The call carried the request id and continued the trace.
     let headers = seen.headers.lock().expect("lock").pop().expect("called");
-    assert_eq!(headers.get("x-request-id").and_then(|v| v.to_str().ok()), Some("rid-42"));
-    let tp = headers.get("traceparent").and_then(|v| v.to_str().ok()).expect("traceparent");
-    assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && !tp.contains("00f067aa0ba902b7"), "{tp}");
+    assert_eq!(
+        headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        Some("rid-42")
+    );
+    let tp = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .expect("traceparent");
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && !tp.contains("00f067aa0ba902b7"),
+        "{tp}"
+    );
 
     let (_, _, b) = send(app.clone(), get_req("/api/prices/123?quantity=10")).await;
     assert_eq!(b["pricing"]["price_tier"], "silver");
@@ -110,7 +149,11 @@ async fn one_product_is_priced_on_live_stock_in_the_gateway_shape() {
         quantity: 1,
         recent_demand: 30,
     });
-    assert_eq!(b["pricing"]["final_price"].as_f64(), Some(to_f64(expected.final_price)), "{b}");
+    assert_eq!(
+        b["pricing"]["final_price"].as_f64(),
+        Some(to_f64(expected.final_price)),
+        "{b}"
+    );
     assert_eq!(b["inventory"]["available"], 5);
 }
 
@@ -122,7 +165,11 @@ async fn unknown_products_and_failing_inventory() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_error(&b, "product_not_found");
     let (s, _, b) = send(app.clone(), get_req("/api/prices/424242")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "in inventory but not in the price book");
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "in inventory but not in the price book"
+    );
     assert_error(&b, "product_not_found");
 
     let before = seen.calls.load(Ordering::SeqCst);
@@ -130,8 +177,15 @@ async fn unknown_products_and_failing_inventory() {
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_error(&b, "upstream_unavailable");
     assert!(h.contains_key(header::RETRY_AFTER));
-    assert!(!b.to_string().contains("boom"), "no upstream body leaks: {b}");
-    assert_eq!(seen.calls.load(Ordering::SeqCst) - before, 1, "an inner hop is never retried");
+    assert!(
+        !b.to_string().contains("boom"),
+        "no upstream body leaks: {b}"
+    );
+    assert_eq!(
+        seen.calls.load(Ordering::SeqCst) - before,
+        1,
+        "an inner hop is never retried"
+    );
 
     // A hanging inventory: the per-try timeout (300 ms in these tests) answers 503.
     let (s, h, b) = send(app.clone(), get_req("/api/prices/500")).await;
@@ -147,7 +201,10 @@ async fn unknown_products_and_failing_inventory() {
     let (s, h, b) = send(app, req).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     let code = b["error"]["code"].as_str().unwrap_or("");
-    assert!(code == "deadline_exceeded" || code == "upstream_unavailable", "{b}");
+    assert!(
+        code == "deadline_exceeded" || code == "upstream_unavailable",
+        "{b}"
+    );
     assert!(h.contains_key(header::RETRY_AFTER));
 }
 
@@ -158,7 +215,12 @@ async fn a_batch_is_one_inventory_call_in_the_order_asked() {
     let (s, _, b) = send(app, get_req("/api/prices?ids=7,31337,123,424242,7")).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(seen.calls.load(Ordering::SeqCst), 1);
-    let ids: Vec<u64> = b["products"].as_array().expect("products").iter().filter_map(|p| p["product_id"].as_u64()).collect();
+    let ids: Vec<u64> = b["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .filter_map(|p| p["product_id"].as_u64())
+        .collect();
     assert_eq!(ids, [7, 123]);
     assert_eq!(b["not_found"], json!([31337, 424242]));
     assert_eq!(b["products"][1]["pricing"]["final_price"], 164.35);
@@ -179,11 +241,17 @@ async fn nothing_listening_answers_503_and_opens_the_breaker() {
     let (s, h, b) = send(app.clone(), get_req("/api/prices?ids=1,2")).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_error(&b, "upstream_unavailable");
-    let retry: u64 = h.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("retry-after");
+    let retry: u64 = h
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after");
     assert!(retry > 1 && retry <= 60, "{retry}");
     let metrics = send(app, get_req("/metrics")).await.2;
     assert!(
-        metrics.as_str().is_some_and(|m| m.contains(r#"polyshop_circuit_breaker_state{upstream="inventory"} 2"#)),
+        metrics.as_str().is_some_and(
+            |m| m.contains(r#"polyshop_circuit_breaker_state{upstream="inventory"} 2"#)
+        ),
         "{metrics}"
     );
 }

@@ -185,8 +185,14 @@ mod tests {
 
     #[test]
     fn money_from_json_numbers() {
-        assert_eq!(base_price_from_f64(0.3).map(|d| d.to_string()), Some("0.3".into()));
-        assert_eq!(base_price_from_f64(0.015).map(|d| d.to_string()), Some("0.02".into()));
+        assert_eq!(
+            base_price_from_f64(0.3).map(|d| d.to_string()),
+            Some("0.3".into())
+        );
+        assert_eq!(
+            base_price_from_f64(0.015).map(|d| d.to_string()),
+            Some("0.02".into())
+        );
         assert_eq!(base_price_from_f64(0.001), None);
         assert_eq!(base_price_from_f64(0.0), None);
         assert_eq!(base_price_from_f64(1_000_000.01), None);

@@ -9,7 +9,9 @@ use svc_kit::{ApiError, FieldError, Json};
 
 use super::{bounded, json_response};
 use crate::AppState;
-use crate::pricing::{self, MAX_ID, MAX_QUANTITY, MAX_UNITS, PriceInput, Quote, base_price_from_f64, to_f64};
+use crate::pricing::{
+    self, MAX_ID, MAX_QUANTITY, MAX_UNITS, PriceInput, Quote, base_price_from_f64, to_f64,
+};
 
 /// Most lines in one `calculate_prices` call.
 pub const MAX_BATCH: usize = 1000;
@@ -46,17 +48,37 @@ struct Line {
 impl PriceRequest {
     fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) -> Line {
         let f = |name: &str| format!("{prefix}{name}");
-        let product_id = bounded(errors, || f("product_id"), self.product_id, 1, MAX_ID as i64);
-        let quantity_available =
-            bounded(errors, || f("quantity_available"), self.quantity_available, 0, MAX_UNITS as i64);
-        let quantity = bounded(errors, || f("quantity"), self.quantity.unwrap_or(1), 1, i64::from(MAX_QUANTITY)) as u32;
+        let product_id = bounded(
+            errors,
+            || f("product_id"),
+            self.product_id,
+            1,
+            MAX_ID as i64,
+        );
+        let quantity_available = bounded(
+            errors,
+            || f("quantity_available"),
+            self.quantity_available,
+            0,
+            MAX_UNITS as i64,
+        );
+        let quantity = bounded(
+            errors,
+            || f("quantity"),
+            self.quantity.unwrap_or(1),
+            1,
+            i64::from(MAX_QUANTITY),
+        ) as u32;
         let recent_demand = self
             .recent_demand
             .map(|d| bounded(errors, || f("recent_demand"), d, 0, MAX_UNITS as i64));
         let base_price = self.base_price.and_then(|p| {
             let d = base_price_from_f64(p);
             if d.is_none() {
-                errors.push(FieldError::new(f("base_price"), "must be between 0.01 and 1000000"));
+                errors.push(FieldError::new(
+                    f("base_price"),
+                    "must be between 0.01 and 1000000",
+                ));
             }
             d
         });
@@ -114,10 +136,12 @@ async fn price_line(state: &AppState, line: Line) -> Result<PriceAnswer, ApiErro
     };
     let recent_demand = match line.recent_demand {
         Some(d) => d,
-        None => state.demand.recent(line.product_id).await.map_err(|e| ApiError::UpstreamUnavailable {
-            upstream: "redis",
-            retry_after: 1,
-            cause: e.to_string(),
+        None => state.demand.recent(line.product_id).await.map_err(|e| {
+            ApiError::UpstreamUnavailable {
+                upstream: "redis",
+                retry_after: 1,
+                cause: e.to_string(),
+            }
         })?,
     };
     let quote = state.stats.quote(&PriceInput {
@@ -130,7 +154,10 @@ async fn price_line(state: &AppState, line: Line) -> Result<PriceAnswer, ApiErro
 }
 
 /// Prices one line.
-pub async fn calculate_price(State(state): State<AppState>, Json(req): Json<PriceRequest>) -> Result<Response, ApiError> {
+pub async fn calculate_price(
+    State(state): State<AppState>,
+    Json(req): Json<PriceRequest>,
+) -> Result<Response, ApiError> {
     state.stats.count_request();
     let mut errors = Vec::new();
     let line = req.validate("", &mut errors);
@@ -141,10 +168,16 @@ pub async fn calculate_price(State(state): State<AppState>, Json(req): Json<Pric
 }
 
 /// Prices 1..1000 lines; any invalid line fails the whole call with every field named.
-pub async fn calculate_prices(State(state): State<AppState>, Json(req): Json<BatchRequest>) -> Result<Response, ApiError> {
+pub async fn calculate_prices(
+    State(state): State<AppState>,
+    Json(req): Json<BatchRequest>,
+) -> Result<Response, ApiError> {
     state.stats.count_request();
     if req.items.is_empty() || req.items.len() > MAX_BATCH {
-        return Err(ApiError::invalid("items", format!("must hold 1 to {MAX_BATCH} items")));
+        return Err(ApiError::invalid(
+            "items",
+            format!("must hold 1 to {MAX_BATCH} items"),
+        ));
     }
     let mut errors = Vec::new();
     let lines: Vec<Line> = req

@@ -15,8 +15,10 @@ pub fn json_response<T: Serialize>(value: &T) -> Result<Response, ApiError> {
     let mut buf = Vec::with_capacity(256);
     serde_json::to_writer(&mut buf, value).map_err(ApiError::internal)?;
     let mut res = buf.into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(res)
 }
 
@@ -29,7 +31,10 @@ pub fn bounded(
     max: i64,
 ) -> u64 {
     if value < min || value > max {
-        errors.push(FieldError::new(field(), format!("must be between {min} and {max}")));
+        errors.push(FieldError::new(
+            field(),
+            format!("must be between {min} and {max}"),
+        ));
         return 0;
     }
     value as u64
@@ -41,6 +46,16 @@ pub fn path_id(raw: &str) -> Result<u64, ApiError> {
         .parse()
         .map_err(|_| ApiError::Malformed(format!("product id must be an integer, got {raw:?}")))?;
     let mut errors = Vec::new();
-    let id = bounded(&mut errors, || "id".to_owned(), id, 1, crate::pricing::MAX_ID as i64);
-    if errors.is_empty() { Ok(id) } else { Err(ApiError::Validation(errors)) }
+    let id = bounded(
+        &mut errors,
+        || "id".to_owned(),
+        id,
+        1,
+        crate::pricing::MAX_ID as i64,
+    );
+    if errors.is_empty() {
+        Ok(id)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }

@@ -53,16 +53,32 @@ fn quantity_param(params: &[(String, String)]) -> Result<u32, ApiError> {
         .parse()
         .map_err(|_| ApiError::invalid("quantity", "must be an integer"))?;
     let mut errors = Vec::new();
-    let q = bounded(&mut errors, || "quantity".to_owned(), q, 1, i64::from(MAX_QUANTITY));
-    if errors.is_empty() { Ok(q as u32) } else { Err(ApiError::Validation(errors)) }
+    let q = bounded(
+        &mut errors,
+        || "quantity".to_owned(),
+        q,
+        1,
+        i64::from(MAX_QUANTITY),
+    );
+    if errors.is_empty() {
+        Ok(q as u32)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
-fn query_params(q: Result<Query<Vec<(String, String)>>, QueryRejection>) -> Result<Vec<(String, String)>, ApiError> {
+fn query_params(
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Vec<(String, String)>, ApiError> {
     q.map(|Query(p)| p)
         .map_err(|_| ApiError::Malformed("the query string cannot be parsed".to_owned()))
 }
 
-async fn view<'a>(state: &AppState, item: &'a InventoryItem, quantity: u32) -> Result<Option<ProductView<'a>>, ApiError> {
+async fn view<'a>(
+    state: &AppState,
+    item: &'a InventoryItem,
+    quantity: u32,
+) -> Result<Option<ProductView<'a>>, ApiError> {
     let Some(base_price) = state.book.get(item.product_id).await? else {
         return Ok(None);
     };
@@ -104,7 +120,9 @@ pub async fn prices_get(
         .item(id, &ctx)
         .await?
         .ok_or(ApiError::ProductNotFound(id))?;
-    let product = view(&state, &item, quantity).await?.ok_or(ApiError::ProductNotFound(id))?;
+    let product = view(&state, &item, quantity)
+        .await?
+        .ok_or(ApiError::ProductNotFound(id))?;
     json_response(&product)
 }
 
@@ -131,14 +149,20 @@ pub async fn prices_list(
                     ids.push(n as u64);
                 }
             }
-            _ => errors.push(FieldError::new("ids", format!("{part:?} is not a product id (1..{MAX_ID})"))),
+            _ => errors.push(FieldError::new(
+                "ids",
+                format!("{part:?} is not a product id (1..{MAX_ID})"),
+            )),
         }
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
     if ids.is_empty() || ids.len() > MAX_IDS {
-        return Err(ApiError::invalid("ids", format!("must hold 1 to {MAX_IDS} ids")));
+        return Err(ApiError::invalid(
+            "ids",
+            format!("must hold 1 to {MAX_IDS} ids"),
+        ));
     }
     let (items, mut not_found) = state.inventory.batch(&ids, &ctx).await?;
     let mut products = Vec::with_capacity(items.len());
@@ -149,9 +173,16 @@ pub async fn prices_list(
         }
     }
     // Answer in the order asked.
-    products.sort_by_key(|p| ids.iter().position(|&i| i == p.product_id).unwrap_or(usize::MAX));
+    products.sort_by_key(|p| {
+        ids.iter()
+            .position(|&i| i == p.product_id)
+            .unwrap_or(usize::MAX)
+    });
     not_found.sort_by_key(|n| ids.iter().position(|i| i == n).unwrap_or(usize::MAX));
-    json_response(&ListView { products, not_found })
+    json_response(&ListView {
+        products,
+        not_found,
+    })
 }
 
 /// `{"base_price": 50.0}`.

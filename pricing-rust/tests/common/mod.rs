@@ -19,8 +19,12 @@ use svc_kit::Kit;
 use tower::ServiceExt;
 
 pub fn config(pairs: &[(&str, &str)]) -> Config {
-    let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-    Config::from_lookup(move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config")
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    Config::from_lookup(move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        .expect("config")
 }
 
 pub fn kit(cfg: &Config) -> Arc<Kit> {
@@ -55,7 +59,8 @@ pub async fn send(app: Router, req: Request<Body>) -> (StatusCode, HeaderMap, Va
     let status = res.status();
     let headers = res.headers().clone();
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, headers, body)
 }
 
@@ -74,8 +79,14 @@ pub fn get(uri: &str) -> Request<Body> {
 pub fn assert_error(body: &Value, code: &str) {
     let err = &body["error"];
     assert_eq!(err["code"], code, "{body}");
-    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert!(err["request_id"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        err["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        err["request_id"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 pub fn free_port() -> u16 {
@@ -97,7 +108,16 @@ impl RedisServer {
     pub fn start() -> Option<Self> {
         let port = free_port();
         let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -107,14 +127,19 @@ impl RedisServer {
                 if std::env::var("CI").is_ok_and(|v| v == "true") {
                     panic!("redis-server is required in CI (make deps installs it): {err}");
                 }
-                eprintln!("SKIPPED: redis-server not found ({err}); install it to run the Redis tests");
+                eprintln!(
+                    "SKIPPED: redis-server not found ({err}); install it to run the Redis tests"
+                );
                 return None;
             }
         };
         let server = Self { child, port };
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(server)

@@ -61,7 +61,13 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     }
 
     /// A number within `min..=max`, `default` when unset; trailing garbage is an error.
-    pub fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    pub fn number<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> Result<T, ConfigError>
     where
         T: FromStr + PartialOrd + Copy + fmt::Display,
     {
@@ -91,7 +97,10 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
             .find(|a| a.eq_ignore_ascii_case(&raw))
             .copied()
             .ok_or_else(|| {
-                ConfigError::new(name, format!("must be one of {}, got {raw:?}", allowed.join(", ")))
+                ConfigError::new(
+                    name,
+                    format!("must be one of {}, got {raw:?}", allowed.join(", ")),
+                )
             })
     }
 
@@ -107,9 +116,17 @@ pub fn check_http_url(name: &'static str, raw: &str) -> Result<String, ConfigErr
     let rest = raw
         .strip_prefix("http://")
         .or_else(|| raw.strip_prefix("https://"))
-        .ok_or_else(|| ConfigError::new(name, format!("must be an http:// or https:// URL, got {raw:?}")))?;
+        .ok_or_else(|| {
+            ConfigError::new(
+                name,
+                format!("must be an http:// or https:// URL, got {raw:?}"),
+            )
+        })?;
     if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
-        return Err(ConfigError::new(name, format!("must name a host, got {raw:?}")));
+        return Err(ConfigError::new(
+            name,
+            format!("must name a host, got {raw:?}"),
+        ));
     }
     Ok(raw.trim_end_matches('/').to_owned())
 }
@@ -202,13 +219,22 @@ impl CommonConfig {
             return Ok(());
         }
         if self.fault_delay_ms != 0 {
-            return Err(ConfigError::new("FAULT_DELAY_MS", "must be 0 when POLYSHOP_ENV=prod"));
+            return Err(ConfigError::new(
+                "FAULT_DELAY_MS",
+                "must be 0 when POLYSHOP_ENV=prod",
+            ));
         }
         if self.fault_error_rate != 0.0 {
-            return Err(ConfigError::new("FAULT_ERROR_RATE", "must be 0 when POLYSHOP_ENV=prod"));
+            return Err(ConfigError::new(
+                "FAULT_ERROR_RATE",
+                "must be 0 when POLYSHOP_ENV=prod",
+            ));
         }
         if self.admin_token.is_none() {
-            return Err(ConfigError::new("ADMIN_TOKEN", "must be set when POLYSHOP_ENV=prod"));
+            return Err(ConfigError::new(
+                "ADMIN_TOKEN",
+                "must be set when POLYSHOP_ENV=prod",
+            ));
         }
         Ok(())
     }
@@ -233,7 +259,12 @@ impl CommonConfig {
             ("LOG_LEVEL", self.log_level.to_owned()),
             (
                 "ADMIN_TOKEN",
-                if self.admin_token.is_some() { "***" } else { "unset" }.to_owned(),
+                if self.admin_token.is_some() {
+                    "***"
+                } else {
+                    "unset"
+                }
+                .to_owned(),
             ),
             ("MAX_BODY_BYTES", self.max_body_bytes.to_string()),
             ("FAULT_DELAY_MS", self.fault_delay_ms.to_string()),
@@ -272,7 +303,10 @@ fn check_redis_url(url: &str) -> Result<(), ConfigError> {
         .ok_or_else(|| ConfigError::new("REDIS_URL", "must start with redis:// or rediss://"))?;
     let host = rest.rsplit('@').next().unwrap_or("");
     if host.is_empty() || host.starts_with('/') {
-        return Err(ConfigError::new("REDIS_URL", "must name a host (redis://host:port/db)"));
+        return Err(ConfigError::new(
+            "REDIS_URL",
+            "must name a host (redis://host:port/db)",
+        ));
     }
     Ok(())
 }
@@ -322,7 +356,10 @@ mod tests {
         assert_eq!(cfg.log_level, "info");
         assert_eq!(cfg.max_body_bytes, 65536);
         assert_eq!(cfg.fault_error_rate, 0.0);
-        assert!(cfg.instance_id.ends_with(&format!("-{}", std::process::id())));
+        assert!(
+            cfg.instance_id
+                .ends_with(&format!("-{}", std::process::id()))
+        );
     }
 
     #[test]
@@ -350,7 +387,8 @@ mod tests {
     fn prod_refuses_fault_knobs_and_a_missing_admin_token() {
         let prod = [("POLYSHOP_ENV", "prod"), ("ADMIN_TOKEN", "s3cret")];
         assert!(CommonConfig::from_vars(&vars(&prod), 1).is_ok());
-        let err = CommonConfig::from_vars(&vars(&[("POLYSHOP_ENV", "prod")]), 1).expect_err("no token");
+        let err =
+            CommonConfig::from_vars(&vars(&[("POLYSHOP_ENV", "prod")]), 1).expect_err("no token");
         assert_eq!(err.var, "ADMIN_TOKEN");
         let mut with_fault = prod.to_vec();
         with_fault.push(("FAULT_ERROR_RATE", "0.1"));
@@ -373,7 +411,10 @@ mod tests {
         )
         .expect("valid");
         let shown = cfg.to_string();
-        assert!(!shown.contains("tok-123") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("hunter2"),
+            "{shown}"
+        );
         assert!(shown.contains("ADMIN_TOKEN=***"));
         assert!(shown.contains("REDIS_URL=redis://:***@db:6379/0"));
         assert!(!format!("{cfg:?}").contains("hunter2"));

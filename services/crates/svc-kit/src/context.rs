@@ -11,8 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use crate::error::ApiError;
 use crate::Kit;
+use crate::error::ApiError;
 
 /// Header carrying the request id (kept when valid, generated otherwise, echoed back).
 pub const REQUEST_ID: &str = "x-request-id";
@@ -116,8 +116,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
 /// True for 1..128 characters of `[A-Za-z0-9._-]`.
 pub fn valid_request_id(v: &str) -> bool {
     (1..=128).contains(&v.len())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
@@ -152,7 +151,9 @@ fn hex(bytes: &[u8]) -> String {
 pub fn parse_traceparent(v: &str) -> Option<(String, [u8; 2])> {
     let parts: Vec<&str> = v.trim().split('-').collect();
     let lower_hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     if parts.len() < 4 || !lower_hex(parts[0], 2) || parts[0] == "ff" {
         return None;
@@ -218,7 +219,10 @@ pub async fn middleware(State(kit): State<Arc<Kit>>, mut req: Request, next: Nex
         if !is_api {
             return next.run(req).await;
         }
-        let deadline = req.extensions().get::<RequestContext>().and_then(|c| c.deadline);
+        let deadline = req
+            .extensions()
+            .get::<RequestContext>()
+            .and_then(|c| c.deadline);
         let run = async {
             if kit2.fault_delay_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(kit2.fault_delay_ms)).await;

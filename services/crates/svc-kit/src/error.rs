@@ -272,7 +272,9 @@ impl ApiError {
             Self::ProductNotFound(id) => format!("product {id} not found"),
             Self::MethodNotAllowed => "method not allowed on this route".to_owned(),
             Self::PayloadTooLarge => "request body too large".to_owned(),
-            Self::UnsupportedMediaType => "send the body as Content-Type: application/json".to_owned(),
+            Self::UnsupportedMediaType => {
+                "send the body as Content-Type: application/json".to_owned()
+            }
             Self::Client { message, .. } => message.clone(),
             Self::Internal(_) => "internal error".to_owned(),
             Self::FaultInjected => "fault injected".to_owned(),
@@ -321,7 +323,8 @@ pub fn error_body(code: ErrorCode, message: &str, details: Option<&[FieldError]>
     };
     // Serializing plain strings into a Vec cannot fail; fall back to a fixed body anyway.
     serde_json::to_vec(&body).unwrap_or_else(|_| {
-        br#"{"error":{"code":"internal_error","message":"internal error","request_id":""}}"#.to_vec()
+        br#"{"error":{"code":"internal_error","message":"internal error","request_id":""}}"#
+            .to_vec()
     })
 }
 

@@ -53,7 +53,12 @@ fn is_json(ct: Option<&axum::http::HeaderValue>) -> bool {
     let Some(ct) = ct.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
@@ -134,7 +139,11 @@ pub struct AdminToken(pub Option<Arc<str>>);
 
 impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "AdminToken(***)" } else { "AdminToken(unset)" })
+        f.write_str(if self.0.is_some() {
+            "AdminToken(***)"
+        } else {
+            "AdminToken(unset)"
+        })
     }
 }
 
@@ -220,7 +229,9 @@ mod tests {
         assert_eq!(f, vec![FieldError::new("id", "must be an integer")]);
         let f = fields(parse_json::<Item>(br#"{"id":1.5}"#).expect_err("float"));
         assert_eq!(f[0].field, "id");
-        let f = fields(parse_json::<Batch>(br#"{"items":[{"id":1},{"id":true}]}"#).expect_err("nested"));
+        let f = fields(
+            parse_json::<Batch>(br#"{"items":[{"id":1},{"id":true}]}"#).expect_err("nested"),
+        );
         assert_eq!(f[0].field, "items[1].id");
         let f = fields(parse_json::<Batch>(br#"{"items":[{}]}"#).expect_err("nested missing"));
         assert_eq!(f[0].field, "items[0].id");
@@ -231,8 +242,12 @@ mod tests {
     #[test]
     fn content_types() {
         assert!(is_json(Some(&HeaderValue::from_static("application/json"))));
-        assert!(is_json(Some(&HeaderValue::from_static("Application/JSON; charset=utf-8"))));
-        assert!(is_json(Some(&HeaderValue::from_static("application/merge-patch+json"))));
+        assert!(is_json(Some(&HeaderValue::from_static(
+            "Application/JSON; charset=utf-8"
+        ))));
+        assert!(is_json(Some(&HeaderValue::from_static(
+            "application/merge-patch+json"
+        ))));
         assert!(!is_json(Some(&HeaderValue::from_static("text/plain"))));
         assert!(!is_json(None));
     }
@@ -242,10 +257,22 @@ mod tests {
         let ok = HeaderValue::from_static("Bearer s3cret");
         let wrong = HeaderValue::from_static("Bearer s3cret2");
         let basic = HeaderValue::from_static("Basic czNjcmV0");
-        assert!(matches!(check_admin(None, Some(&ok)), Err(ApiError::NotFound)));
+        assert!(matches!(
+            check_admin(None, Some(&ok)),
+            Err(ApiError::NotFound)
+        ));
         assert!(check_admin(Some("s3cret"), Some(&ok)).is_ok());
-        assert!(matches!(check_admin(Some("s3cret"), None), Err(ApiError::Unauthorized)));
-        assert!(matches!(check_admin(Some("s3cret"), Some(&basic)), Err(ApiError::Unauthorized)));
-        assert!(matches!(check_admin(Some("s3cret"), Some(&wrong)), Err(ApiError::Forbidden)));
+        assert!(matches!(
+            check_admin(Some("s3cret"), None),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            check_admin(Some("s3cret"), Some(&basic)),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            check_admin(Some("s3cret"), Some(&wrong)),
+            Err(ApiError::Forbidden)
+        ));
     }
 }

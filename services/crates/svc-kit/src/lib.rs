@@ -78,7 +78,10 @@ pub fn router(api: Router, kit: Arc<Kit>, readiness: Readiness) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Bounds chunked bodies too; Content-Length is checked before reading in `context`.
         .layer(DefaultBodyLimit::max(kit.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(kit, context::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            kit,
+            context::middleware,
+        ))
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C).

@@ -36,7 +36,11 @@ impl HttpMetrics {
                 "Duration of HTTP server requests.",
             )
             .buckets(HTTP_BUCKETS.to_vec()),
-            &["http_request_method", "http_route", "http_response_status_code"],
+            &[
+                "http_request_method",
+                "http_route",
+                "http_response_status_code",
+            ],
         )?;
         registry.register(Box::new(duration.clone()))?;
         Ok(Self { duration })

@@ -40,9 +40,17 @@ static SERVICE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 pub fn log_config(effective: &[(&'static str, String)]) {
     let mut line = String::with_capacity(512);
     line.push('{');
-    push_field(&mut line, "ts", &Value::from(rfc3339_millis(SystemTime::now())));
+    push_field(
+        &mut line,
+        "ts",
+        &Value::from(rfc3339_millis(SystemTime::now())),
+    );
     push_field(&mut line, "level", &Value::from("info"));
-    push_field(&mut line, "service", &Value::from(*SERVICE.get().unwrap_or(&"unknown")));
+    push_field(
+        &mut line,
+        "service",
+        &Value::from(*SERVICE.get().unwrap_or(&"unknown")),
+    );
     push_field(&mut line, "msg", &Value::from("config"));
     for (k, v) in effective {
         push_field(&mut line, k, &Value::from(v.as_str()));
@@ -103,28 +111,33 @@ impl Visit for EventVisitor {
         if field.name() == "message" {
             self.msg = value.to_owned();
         } else {
-            self.fields.push((field.name().to_owned(), Value::from(value)));
+            self.fields
+                .push((field.name().to_owned(), Value::from(value)));
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.fields.push((field.name().to_owned(), Value::from(value)));
+        self.fields
+            .push((field.name().to_owned(), Value::from(value)));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields.push((field.name().to_owned(), Value::from(value)));
+        self.fields
+            .push((field.name().to_owned(), Value::from(value)));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         let v = (value * 1000.0).round() / 1000.0;
         self.fields.push((field.name().to_owned(), Value::from(v)));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.fields.push((field.name().to_owned(), Value::from(value)));
+        self.fields
+            .push((field.name().to_owned(), Value::from(value)));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         let text = format!("{value:?}");
         if field.name() == "message" {
             self.msg = text;
         } else {
-            self.fields.push((field.name().to_owned(), Value::from(text)));
+            self.fields
+                .push((field.name().to_owned(), Value::from(text)));
         }
     }
 }
@@ -160,8 +173,16 @@ where
         }
         let mut line = String::with_capacity(256);
         line.push('{');
-        push_field(&mut line, "ts", &Value::from(rfc3339_millis(SystemTime::now())));
-        push_field(&mut line, "level", &Value::from(level_name(event.metadata().level())));
+        push_field(
+            &mut line,
+            "ts",
+            &Value::from(rfc3339_millis(SystemTime::now())),
+        );
+        push_field(
+            &mut line,
+            "level",
+            &Value::from(level_name(event.metadata().level())),
+        );
         push_field(&mut line, "service", &Value::from(self.service));
         push_field(&mut line, "msg", &Value::from(v.msg));
         for (k, val) in &ids {
@@ -258,12 +279,17 @@ mod tests {
         let subscriber =
             Registry::default().with(JsonLayer::new("pricing", Output::Buffer(buf.clone())));
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("request", trace_id = "t1", span_id = "s1", request_id = "r1");
+            let span = tracing::info_span!(
+                "request",
+                trace_id = "t1",
+                span_id = "s1",
+                request_id = "r1"
+            );
             span.in_scope(|| tracing::warn!(route = "/x", status = 200u64, "request"));
             tracing::info!(port = 8001u64, "listening");
         });
-        let text = String::from_utf8(buf.lock().map(|b| b.clone()).unwrap_or_default())
-            .expect("utf8");
+        let text =
+            String::from_utf8(buf.lock().map(|b| b.clone()).unwrap_or_default()).expect("utf8");
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("json line"))
@@ -271,7 +297,9 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(
             text.starts_with(r#"{"ts":"#)
-                && text.contains(r#""level":"warn","service":"pricing","msg":"request","trace_id":"t1""#),
+                && text.contains(
+                    r#""level":"warn","service":"pricing","msg":"request","trace_id":"t1""#
+                ),
             "{text}"
         );
         let first = &lines[0];
