@@ -1,0 +1,120 @@
+// Contract tests: the code -> status table equals services/contracts/errors.md, and the
+// router serves exactly the paths and methods of inventory.openapi.yaml.
+package httpapi
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"polyshop/inventory-go/internal/store/memory"
+	"polyshop/inventory-go/internal/storetest"
+)
+
+func contractFile(t *testing.T, name string) string {
+	t.Helper()
+	return filepath.Join("..", "..", "..", "services", "contracts", name)
+}
+
+func TestErrorTableEqualsErrorsMD(t *testing.T) {
+	f, err := os.Open(contractFile(t, "errors.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	row := regexp.MustCompile("^\\| `([a-z_]+)` \\| (\\d{3}) \\|")
+	got := map[string]int{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if m := row.FindStringSubmatch(sc.Text()); m != nil {
+			got[m[1]], _ = strconv.Atoi(m[2])
+		}
+	}
+	if len(got) < 10 {
+		t.Fatalf("parsed only %d codes from errors.md: has its table changed shape?", len(got))
+	}
+	for code, status := range got {
+		if codeStatus[code] != status {
+			t.Errorf("errors.md: %s -> %d, code table: %d", code, status, codeStatus[code])
+		}
+	}
+	for code := range codeStatus {
+		if _, ok := got[code]; !ok {
+			t.Errorf("code table has %s, errors.md does not", code)
+		}
+	}
+}
+
+// openAPIOperations reads "path -> methods" from the paths: section. The document's
+// layout is ours (2-space path keys, 4-space method keys), so a line scanner suffices
+// and no YAML dependency is needed.
+func openAPIOperations(t *testing.T) map[string][]string {
+	t.Helper()
+	f, err := os.Open(contractFile(t, "inventory.openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pathRe := regexp.MustCompile(`^  (/[^:]*):\s*$`)
+	methodRe := regexp.MustCompile(`^    (get|put|post|delete|patch|head|options):`)
+	ops := map[string][]string{}
+	inPaths, current := false, ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "paths:":
+			inPaths = true
+		case inPaths && line != "" && !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "#"):
+			inPaths = false
+		case inPaths && pathRe.MatchString(line):
+			current = pathRe.FindStringSubmatch(line)[1]
+			ops[current] = nil
+		case inPaths && current != "" && methodRe.MatchString(line):
+			ops[current] = append(ops[current], strings.ToUpper(methodRe.FindStringSubmatch(line)[1]))
+		}
+	}
+	return ops
+}
+
+func TestRouterServesOpenAPI(t *testing.T) {
+	ops := openAPIOperations(t)
+	if len(ops) < 5 {
+		t.Fatalf("parsed only %d paths from inventory.openapi.yaml", len(ops))
+	}
+	clock := storetest.NewClock()
+	e := &env{srv: New(Deps{Store: memory.New(seedCatalog(t), clock.Now), Warehouses: seedCatalog(t).Warehouses,
+		Config: testConfig(), Logger: NewLogger(&syncBuffer{}, "error")})}
+	served := map[string][]string{}
+	for _, rt := range e.srv.routeTable() {
+		served[rt.path] = append(served[rt.path], rt.method)
+	}
+	for path, methods := range ops {
+		sort.Strings(methods)
+		sort.Strings(served[path])
+		if strings.Join(methods, ",") != strings.Join(served[path], ",") {
+			t.Errorf("%s: OpenAPI has %v, router serves %v", path, methods, served[path])
+		}
+		// and the real mux routes it: a concrete path must not fall to the catch-all
+		concrete := strings.NewReplacer("{id}", "RES-0123456789abcdef01234567").Replace(path)
+		if strings.HasPrefix(path, "/api/inventory/{id}") {
+			concrete = strings.Replace(path, "{id}", "1", 1)
+		}
+		for _, m := range methods {
+			r := e.do(t, m, concrete, "")
+			if code, _ := r.body["error"].(map[string]any); code != nil && (code["code"] == "not_found" || code["code"] == "method_not_allowed") {
+				t.Errorf("%s %s fell through the router: %s", m, concrete, r.raw)
+			}
+		}
+	}
+	for path := range served {
+		if _, ok := ops[path]; !ok {
+			t.Errorf("router serves %s, inventory.openapi.yaml does not document it", path)
+		}
+	}
+}
