@@ -71,6 +71,26 @@ class Settings(BaseSettings):
     request_deadline_ms: Int = Field(
         2500, ge=1, le=120000, description="budget of a whole request, passed downstream"
     )
+    breaker_failures: Int = Field(
+        5, ge=1, le=1000, description="consecutive failures that open an upstream's breaker"
+    )
+    breaker_successes: Int = Field(
+        2, ge=1, le=1000, description="half-open successes that close it again"
+    )
+    breaker_cooldown_s: Int = Field(
+        60, ge=1, le=3600, description="seconds an open breaker waits before half-opening"
+    )
+    bulkhead_max: Int = Field(64, ge=1, le=10000, description="concurrent calls per upstream")
+    bulkhead_queue: Int = Field(
+        1024, ge=0, le=100000, description="calls allowed to wait for a slot, then 503 overloaded"
+    )
+    bulkhead_wait_ms: Int = Field(
+        1000, ge=1, le=60000, description="longest wait for a slot, then 503 overloaded"
+    )
+    rate_limit_rps: Float = Field(
+        0.0, ge=0.0, le=1e6, description="per-client-IP token refill rate; 0 = off"
+    )
+    rate_limit_burst: Int = Field(200, ge=1, le=1_000_000, description="token bucket size")
     max_body_bytes: Int = Field(
         65536, ge=1, le=64 * 1024 * 1024, description="larger bodies get 413 payload_too_large"
     )

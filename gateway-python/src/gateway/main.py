@@ -23,6 +23,7 @@ from gateway.logs import setup_logging
 from gateway.metrics import Metrics
 from gateway.middleware import GatewayMiddleware
 from gateway.models import ErrorResponse, OrderRequest, Product
+from gateway.resilience import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.saga import OrderService
 from gateway.store import MemoryStore, Store
 
@@ -41,6 +42,16 @@ def build_store(settings: Settings) -> Store:
     return MemoryStore(settings.instance_id)
 
 
+def build_limiter(settings: Settings, store: Store) -> RateLimiter | None:
+    if not settings.rate_limit_rps:
+        return None
+    redis = getattr(store, "redis", None)
+    if redis is not None:
+        # Shared by every replica, so N gateways do not each allow the full rate.
+        return RedisRateLimiter(redis, settings.rate_limit_rps, settings.rate_limit_burst)
+    return MemoryRateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
+
+
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
 
@@ -54,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         pricing = PricingClient(pricing_up)
         inventory = InventoryClient(inventory_up)
         orders_svc = OrderService(inventory, pricing, store, metrics)
+        limiter = build_limiter(settings, store)
         app.state.services = Services(
             settings=settings,
             metrics=metrics,
@@ -62,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
             pricing=pricing,
             inventory=inventory,
             orders=orders_svc,
+            limiter=limiter,
         )
         log.info("listening", extra={"port": settings.port, "store": store.kind})
         try:

@@ -1,9 +1,11 @@
-# The gateway's outermost ASGI layer: request context (id, trace, deadline), body size limit,
-# fault injection, the access log line and the server histogram, and the last-resort 500.
+# The gateway's outermost ASGI layer: request context (id, trace, deadline), header, query and
+# body size limits, the per-client rate limit, fault injection, the access log line and the
+# server histogram, and the last-resort 500.
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from typing import Any
@@ -18,6 +20,10 @@ from gateway.metrics import Metrics
 log = logging.getLogger("gateway.http")
 # observability.md: these are neither recorded in the histogram nor access-logged.
 UNTRACKED = frozenset({"/health", "/ready", "/metrics"})
+# No env knob in env.md: fixed limits far above any legitimate client of this API.
+MAX_QUERY_BYTES = 4096
+MAX_HEADER_BYTES = 16384
+MAX_HEADERS = 100
 
 
 class BodyTooLarge(Exception):
@@ -45,7 +51,9 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = traceparent = deadline = length = None
+        header_bytes = 0
         for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value)
             if name == b"x-request-id":
                 request_id = value.decode("latin-1")
             elif name == b"traceparent":
@@ -79,7 +87,9 @@ class GatewayMiddleware:
             return message
 
         try:
-            early = self._precheck(scope["path"], deadline, length)
+            early = self._precheck(scope, deadline, length, header_bytes)
+            if early is None:
+                early = await self._rate_limit(scope)
             if early is None and self.settings.fault_delay_ms and scope["path"].startswith("/api/"):
                 await asyncio.sleep(self.settings.fault_delay_ms / 1000)
             if early is not None:
@@ -114,7 +124,14 @@ class GatewayMiddleware:
                     },
                 )
 
-    def _precheck(self, path: str, deadline: str | None, length: bytes | None) -> ApiError | None:
+    def _precheck(
+        self, scope: Scope, deadline: str | None, length: bytes | None, header_bytes: int
+    ) -> ApiError | None:
+        path: str = scope["path"]
+        if len(scope["query_string"]) > MAX_QUERY_BYTES:
+            return ApiError("malformed_request", f"query string above {MAX_QUERY_BYTES} bytes")
+        if header_bytes > MAX_HEADER_BYTES or len(scope["headers"]) > MAX_HEADERS:
+            return ApiError("malformed_request", "request headers are too large")
         if deadline is not None and deadline.strip() == "0":
             return ApiError("deadline_exceeded", "the request's deadline has already passed")
         if length is not None:
@@ -128,6 +145,21 @@ class GatewayMiddleware:
         if rate and path.startswith("/api/") and random.random() < rate:
             return ApiError("fault_injected", "injected fault")
         return None
+
+    async def _rate_limit(self, scope: Scope) -> ApiError | None:
+        if not self.settings.rate_limit_rps:
+            return None
+        # The lifespan puts the limiter (memory or Redis) on the app's state.
+        services = getattr(scope["app"].state, "services", None)
+        if services is None or services.limiter is None:
+            return None
+        client = scope.get("client")
+        wait = await services.limiter.hit(client[0] if client else "unknown")
+        if wait <= 0:
+            return None
+        return ApiError(
+            "rate_limited", "too many requests; slow down", retry_after=max(1, math.ceil(wait))
+        )
 
 
 async def _send_error(send: Send, exc: ApiError) -> None:

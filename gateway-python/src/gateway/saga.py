@@ -22,7 +22,7 @@ from gateway.money import dumps, round_money, total_price
 from gateway.store import IdemRecord, Store, StoreUnavailable, key_hash
 
 log = logging.getLogger("gateway.saga")
-RELEASE_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
+RELEASE_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
 
 @dataclass(slots=True)

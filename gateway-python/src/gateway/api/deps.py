@@ -12,6 +12,7 @@ from gateway.clients.inventory import InventoryClient
 from gateway.clients.pricing import PricingClient
 from gateway.config import Settings
 from gateway.metrics import Metrics
+from gateway.resilience import RateLimiter
 from gateway.saga import OrderService
 from gateway.store import Store
 
@@ -27,6 +28,7 @@ class Services:
     pricing: PricingClient
     inventory: InventoryClient
     orders: OrderService
+    limiter: RateLimiter | None
     started_at: float = field(default_factory=time.monotonic)
 
 

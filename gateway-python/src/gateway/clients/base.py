@@ -1,5 +1,6 @@
-# One pooled aiohttp session per upstream: per-try timeout bounded by the request deadline,
-# jittered retries of idempotent calls only, header propagation and client-side metrics.
+# One pooled aiohttp session per upstream, behind its circuit breaker and bulkhead: per-try
+# timeout bounded by the request deadline, jittered retries of idempotent calls only,
+# header propagation and client-side metrics.
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,7 @@ from gateway.config import Settings
 from gateway.context import current
 from gateway.errors import ApiError
 from gateway.metrics import Metrics
+from gateway.resilience import BreakerOpen, Bulkhead, BulkheadFull, CircuitBreaker, Outcome
 
 log = logging.getLogger("gateway.upstream")
 _RETRY_STATUSES = frozenset({502, 503, 504})
@@ -40,6 +42,11 @@ class UpstreamResponse:
         return code if isinstance(code, str) else None
 
 
+def _remaining_s() -> float:
+    ctx = current()
+    return ctx.deadline - time.monotonic() if ctx is not None else 3600.0
+
+
 class UpstreamUnavailable(Exception):
     """No usable answer: connection refused/reset, timeout, or an unparsable body."""
 
@@ -56,7 +63,7 @@ class UpstreamUnavailable(Exception):
 
 
 class Upstream:
-    """A named upstream (pricing, inventory) and its connection pool."""
+    """A named upstream (pricing, inventory), its connection pool, breaker and bulkhead."""
 
     def __init__(self, name: str, base_url: str, settings: Settings, metrics: Metrics) -> None:
         self.name = name
@@ -65,11 +72,23 @@ class Upstream:
         self.metrics = metrics
         self._session: aiohttp.ClientSession | None = None
         self._timeout_s = settings.upstream_timeout_ms / 1000
+        self.breaker = CircuitBreaker(
+            name,
+            settings.breaker_failures,
+            settings.breaker_successes,
+            settings.breaker_cooldown_s,
+            on_change=metrics.set_breaker,
+        )
+        self.bulkhead = Bulkhead(
+            name, settings.bulkhead_max, settings.bulkhead_queue, settings.bulkhead_wait_ms / 1000
+        )
 
     async def start(self) -> None:
-        # limit=0: concurrency is bounded by the caller (and the bulkhead), not by a hidden
-        # pool queue whose wait would silently eat the per-try timeout.
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
+        # The bulkhead bounds concurrency; a pool of the same size never makes a call wait
+        # for a connection inside aiohttp, where the wait would eat the per-try timeout.
+        connector = aiohttp.TCPConnector(
+            limit=self.settings.bulkhead_max + 8, ttl_dns_cache=300, keepalive_timeout=30
+        )
         self._session = aiohttp.ClientSession(
             base_url=self.base_url,
             connector=connector,
@@ -100,8 +119,10 @@ class Upstream:
     ) -> UpstreamResponse:
         """One logical call; idempotent ones are retried on transport errors and 502-504.
 
-        detached: not bound by the request's deadline (compensation must still run after
-        the client's budget is spent).
+        Raises ApiError for an open breaker (503 upstream_unavailable, Retry-After = the
+        cooldown left) or a full bulkhead (503 overloaded), UpstreamUnavailable when no
+        usable answer came. detached: not bound by the request's deadline and not refused
+        by the breaker (compensation must still run after the client's budget is spent).
         """
         attempts = 1 + (self.settings.upstream_retries if idempotent else 0)
         last: UpstreamResponse | UpstreamUnavailable | None = None
@@ -109,9 +130,12 @@ class Upstream:
             if attempt:
                 # Full jitter on a small base: spreads a burst of retries without adding
                 # much latency to a request whose deadline is a few seconds.
-                await asyncio.sleep(random.uniform(0, 0.05 * 2**attempt))
+                pause = random.uniform(0, 0.05 * 2**attempt)
+                if not detached and _remaining_s() <= pause:
+                    break
+                await asyncio.sleep(pause)
             try:
-                last = await self._once(method, path, json, detached)
+                last = await self._guarded(method, path, json, detached)
             except UpstreamUnavailable as exc:
                 last = exc
                 if exc.deadline_hit:
@@ -121,8 +145,41 @@ class Upstream:
                 return last
         if isinstance(last, UpstreamUnavailable):
             raise last
-        assert last is not None
+        if last is None:
+            raise UpstreamUnavailable(self.name, "deadline exhausted", deadline_hit=True)
         return last
+
+    async def _guarded(self, method: str, path: str, json: Any, detached: bool) -> UpstreamResponse:
+        if not detached:
+            try:
+                self.breaker.allow()
+            except BreakerOpen as exc:
+                raise ApiError(
+                    "upstream_unavailable",
+                    f"{self.name} service unavailable",
+                    retry_after=exc.retry_after,
+                ) from None
+        outcome: Outcome = "neutral"
+        try:
+            budget = None if detached else _remaining_s()
+            try:
+                await self.bulkhead.acquire(budget)
+            except BulkheadFull as exc:
+                if exc.deadline_bound:
+                    raise ApiError("deadline_exceeded", "the request ran out of time") from None
+                raise ApiError("overloaded", "the gateway is overloaded; retry later") from None
+            try:
+                resp = await self._once(method, path, json, detached)
+            except UpstreamUnavailable as exc:
+                # Our own spent budget is not the upstream's fault.
+                outcome = "neutral" if exc.deadline_hit else "failure"
+                raise
+            finally:
+                self.bulkhead.release()
+            outcome = "failure" if resp.status >= 500 else "success"
+            return resp
+        finally:
+            self.breaker.record(outcome, admitted=not detached)
 
     async def _once(self, method: str, path: str, json: Any, detached: bool) -> UpstreamResponse:
         ctx = current()
