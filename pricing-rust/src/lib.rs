@@ -126,6 +126,26 @@ pub async fn connect_redis(
     client.get_connection_manager_with_config(cfg).await
 }
 
+// Redis may still be starting next to us (compose, k8s): retry for about 10 s, then give up
+// and let the supervisor restart the process.
+async fn connect_with_retries(
+    client: &redis::Client,
+    response_timeout: Duration,
+) -> Result<ConnectionManager, String> {
+    let mut attempt = 0;
+    loop {
+        match connect_redis(client, response_timeout).await {
+            Ok(conn) => return Ok(conn),
+            Err(err) if attempt < 10 => {
+                attempt += 1;
+                tracing::warn!(error = %err, attempt, "redis not reachable yet");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(err) => return Err(format!("redis: {err}")),
+        }
+    }
+}
+
 /// Builds the state from config: loads the catalog, connects Redis when configured (seeds
 /// the book, starts the invalidation listener and the demand consumer).
 pub async fn start(cfg: &Config) -> Result<AppState, String> {
@@ -138,18 +158,14 @@ pub async fn start(cfg: &Config) -> Result<AppState, String> {
         Some(url) => {
             let client =
                 redis::Client::open(url.as_str()).map_err(|e| format!("REDIS_URL: {e}"))?;
-            let conn = connect_redis(&client, Duration::from_secs(1))
-                .await
-                .map_err(|e| format!("redis: {e}"))?;
+            let conn = connect_with_retries(&client, Duration::from_secs(1)).await?;
             let book = Arc::new(
                 PriceBook::redis(conn.clone(), &catalog)
                     .await
                     .map_err(|e| e.to_string())?,
             );
             book::spawn_invalidation_listener(book.clone(), client.clone());
-            let consumer_conn = connect_redis(&client, Duration::from_secs(5))
-                .await
-                .map_err(|e| format!("redis: {e}"))?;
+            let consumer_conn = connect_with_retries(&client, Duration::from_secs(5)).await?;
             tokio::spawn(
                 demand::Consumer::new(consumer_conn, cfg.common.instance_id.clone()).run(),
             );
