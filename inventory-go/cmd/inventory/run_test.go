@@ -1,0 +1,129 @@
+// Tests of the service lifetime: run() serves on the configured port, drains an
+// in-flight request on shutdown, and reports bad config as config.Error (exit 2).
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"polyshop/inventory-go/internal/config"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func TestRunServesAndDrains(t *testing.T) {
+	port := freePort(t)
+	vars := map[string]string{"PORT": port, "FAULT_DELAY_MS": "700", "ADMIN_TOKEN": "secret-x"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &lockedBuffer{}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- runWith(ctx, func(k string) string { return vars[k] }, logs, ready) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("run ended early: %v", err)
+	}
+	base := "http://127.0.0.1:" + port
+	resp, err := http.Get(base + "/health")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("health: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	// A slow request (FAULT_DELAY_MS) is in flight when the shutdown starts; it must
+	// complete with its real answer.
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(base + "/api/inventory/123")
+		if err != nil {
+			inflight <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		inflight <- result{status: resp.StatusCode, body: string(b)}
+	}()
+	time.Sleep(200 * time.Millisecond) // let the request reach the handler (the delay is 700 ms)
+	cancel()
+	r := <-inflight
+	if r.err != nil || r.status != 200 || !strings.Contains(r.body, `"available":223`) {
+		t.Fatalf("in-flight request during shutdown: %+v", r)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if _, err := http.Get(base + "/health"); err == nil {
+		t.Fatal("still serving after shutdown")
+	}
+	out := logs.String()
+	for _, want := range []string{`"msg":"config"`, `"msg":"listening"`, `"msg":"shutdown"`, `"admin_token":"***"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+	if strings.Contains(out, "secret-x") {
+		t.Error("ADMIN_TOKEN leaked into the log")
+	}
+}
+
+func TestRunConfigError(t *testing.T) {
+	err := run(context.Background(), func(k string) string {
+		return map[string]string{"PORT": "80ms"}[k]
+	}, io.Discard)
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Var != "PORT" {
+		t.Fatalf("run with PORT=80ms: %v, want config.Error for PORT", err)
+	}
+}
+
+func TestRunRedisUnreachable(t *testing.T) {
+	port := freePort(t) // nothing listens there
+	err := run(context.Background(), func(k string) string {
+		return map[string]string{"PORT": freePort(t), "REDIS_URL": "redis://:pw@127.0.0.1:" + port + "/0"}[k]
+	}, io.Discard)
+	var ce *config.Error
+	if err == nil || errors.As(err, &ce) || strings.Contains(err.Error(), ":pw@") {
+		t.Fatalf("unreachable Redis: %v, want a runtime error (exit 1) with the password masked", err)
+	}
+}
