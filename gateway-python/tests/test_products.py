@@ -182,3 +182,10 @@ async def test_unknown_route_and_method(gw: Gateway) -> None:
     err = assert_error(resp, 405, "method_not_allowed")
     assert "GET" in resp.headers["allow"]
     assert err["message"]
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "1.5", ""])
+async def test_unparsable_deadline_header_is_400(gw: Gateway, value: str) -> None:
+    resp = await gw.client.get("/api/product/123", headers={"X-Request-Deadline-Ms": value})
+    err = assert_error(resp, 400, "malformed_request")
+    assert err["details"][0]["field"] == "X-Request-Deadline-Ms"

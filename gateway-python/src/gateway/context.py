@@ -72,9 +72,9 @@ def trace_from(header: str | None) -> tuple[str, str]:
 
 def parse_deadline_header(value: str | None) -> int | None:
     """Remaining budget in ms from X-Request-Deadline-Ms; None when absent or unparsable."""
-    if value is None or not value.isdigit():
+    if value is None or not value.strip().isdigit():
         return None
-    return int(value)
+    return int(value.strip())
 
 
 def new_context(

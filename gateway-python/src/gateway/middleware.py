@@ -132,8 +132,15 @@ class GatewayMiddleware:
             return ApiError("malformed_request", f"query string above {MAX_QUERY_BYTES} bytes")
         if header_bytes > MAX_HEADER_BYTES or len(scope["headers"]) > MAX_HEADERS:
             return ApiError("malformed_request", "request headers are too large")
-        if deadline is not None and deadline.strip() == "0":
-            return ApiError("deadline_exceeded", "the request's deadline has already passed")
+        if deadline is not None:
+            if not deadline.strip().isdigit():
+                return ApiError(
+                    "malformed_request",
+                    "X-Request-Deadline-Ms must be an integer >= 0",
+                    [{"field": "X-Request-Deadline-Ms", "message": "must be an integer >= 0"}],
+                )
+            if int(deadline) == 0:
+                return ApiError("deadline_exceeded", "the request's deadline has already passed")
         if length is not None:
             try:
                 too_big = int(length) > self.max_body
