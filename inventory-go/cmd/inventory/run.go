@@ -37,7 +37,8 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	if err != nil {
 		return err
 	}
-	log := httpapi.NewLogger(stdout, cfg.LogLevel)
+	out := httpapi.SyncWriter(stdout)
+	log := httpapi.NewLogger(out, cfg.LogLevel)
 	log.Info("config", cfg.LogAttrs()...)
 
 	path, err := inventory.FindCatalog(".")
@@ -62,7 +63,7 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	}
 	defer store.Close()
 
-	api := httpapi.New(httpapi.Deps{Store: store, Warehouses: catalog.Warehouses, Config: cfg, Logger: log})
+	api := httpapi.New(httpapi.Deps{Store: store, Warehouses: catalog.Warehouses, Config: cfg, Logger: log, AccessLog: out})
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -18,7 +18,7 @@ func benchServer(b *testing.B, be backend) (*Server, inventory.Store) {
 	cfg := testConfig()
 	cfg.LogLevel = "info"
 	return New(Deps{Store: store, Warehouses: seedCatalog(b).Warehouses, Config: cfg,
-		Logger: NewLogger(io.Discard, "info")}), store
+		Logger: NewLogger(io.Discard, "info"), AccessLog: io.Discard}), store
 }
 
 func benchBackends(b *testing.B) []backend {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -31,6 +32,9 @@ type Deps struct {
 	Warehouses []inventory.Warehouse
 	Config     config.Config
 	Logger     *slog.Logger
+	// AccessLog, when set, receives the access lines directly (the fast path); it must
+	// be the Logger's own writer wrapped in SyncWriter. Unset: access lines go via Logger.
+	AccessLog io.Writer
 }
 
 // Server is the inventory HTTP API.
@@ -43,6 +47,8 @@ type Server struct {
 	pathMux    *http.ServeMux // method-less patterns: tells a 405 from a 404
 	allow      map[string]string
 	metrics    *metrics
+	access     *accessLogger
+	accessOn   bool
 	adminHash  [32]byte
 
 	requests    atomic.Int64
@@ -56,6 +62,10 @@ func New(d Deps) *Server {
 		metrics: newMetrics(d.Store),
 	}
 	s.routes()
+	if d.AccessLog != nil {
+		s.access = newAccessLogger(d.AccessLog)
+	}
+	s.accessOn = d.Logger.Enabled(context.Background(), slog.LevelInfo)
 	if d.Config.AdminToken != "" {
 		s.adminHash = hashToken(d.Config.AdminToken)
 	}
@@ -174,8 +184,14 @@ func (s *Server) observe(r *http.Request, info *reqInfo, sw *statusWriter, start
 	s.requests.Add(1)
 	s.totalMicros.Add(d.Microseconds())
 	s.metrics.duration.WithLabelValues(r.Method, route, strconv.Itoa(sw.status)).Observe(d.Seconds())
-	s.log.InfoContext(r.Context(), "request", "method", r.Method, "route", route,
-		"status", sw.status, "duration_ms", ms(d))
+	switch {
+	case !s.accessOn:
+	case s.access != nil:
+		s.access.log(start.Add(d), info, r.Method, route, sw.status, d)
+	default:
+		s.log.InfoContext(r.Context(), "request", "method", r.Method, "route", route,
+			"status", sw.status, "duration_ms", ms(d))
+	}
 }
 
 // labelEarly finds the route label of a request answered before routing (deadline,

@@ -5,6 +5,8 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +168,40 @@ func TestPanicIs500(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"msg":"panic"`) {
 		t.Fatal("the panic must be logged")
+	}
+}
+
+// TestFastAccessLineEqualsSlog: the hand-written access line carries exactly the
+// fields, names and values slog would write.
+func TestFastAccessLineEqualsSlog(t *testing.T) {
+	lines := map[string]map[string]any{}
+	for _, fast := range []bool{false, true} {
+		clock := storetest.NewClock()
+		out := &syncBuffer{}
+		d := Deps{Store: memory.New(seedCatalog(t), clock.Now), Warehouses: seedCatalog(t).Warehouses,
+			Config: testConfig(), Logger: NewLogger(out, "info")}
+		if fast {
+			d.AccessLog = out
+		}
+		e := &env{srv: New(d), logs: out}
+		e.do(t, "GET", "/api/inventory/1", "", "X-Request-Id", "same-id",
+			"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		var m map[string]any
+		if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &m); err != nil {
+			t.Fatalf("fast=%v: %v: %s", fast, err, out.String())
+		}
+		for _, k := range []string{"ts", "span_id", "duration_ms"} {
+			if _, ok := m[k]; !ok {
+				t.Fatalf("fast=%v: no %s", fast, k)
+			}
+			delete(m, k)
+		}
+		lines[strconv.FormatBool(fast)] = m
+	}
+	if fmt.Sprint(lines["true"]) != fmt.Sprint(lines["false"]) {
+		t.Fatalf("fast line %v\nslog line %v", lines["true"], lines["false"])
+	}
+	if got := string(appendJSONString(nil, "a\"b\\c\n\xff")); got != `"a\"b\\c\u000a\u00ff"` {
+		t.Fatalf("appendJSONString = %s", got)
 	}
 }
