@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 struct Seen {
     calls: AtomicUsize,
     headers: Mutex<Vec<HeaderMap>>,
+    asked: Mutex<Vec<u64>>,
 }
 
 fn item(id: u64) -> Option<Value> {
@@ -50,6 +51,9 @@ async fn inventory_get(
     if let Ok(mut h) = seen.headers.lock() {
         h.push(headers);
     }
+    if let Ok(mut a) = seen.asked.lock() {
+        a.push(id);
+    }
     match id {
         500 => {
             tokio::time::sleep(Duration::from_secs(10)).await;
@@ -78,6 +82,9 @@ async fn inventory_batch(
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
+    if let Ok(mut a) = seen.asked.lock() {
+        a.extend(&ids);
+    }
     let (found, missing): (Vec<u64>, Vec<u64>) = ids.iter().partition(|id| item(**id).is_some());
     axum::Json(json!({"items": found.iter().filter_map(|id| item(*id)).collect::<Vec<_>>(), "not_found": missing})).into_response()
 }
@@ -253,5 +260,45 @@ async fn nothing_listening_answers_503_and_opens_the_breaker() {
             |m| m.contains(r#"polyshop_circuit_breaker_state{upstream="inventory"} 2"#)
         ),
         "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn shards_are_asked_only_for_their_own_products() {
+    let (a, seen_a) = start_inventory().await;
+    let (b, seen_b) = start_inventory().await;
+    let shards = format!("{a},{b}");
+    let app = pricing::app(common::memory_state_with(&[("INVENTORY_URLS", &shards)]));
+    let ring = svc_client::ShardRing::new([a.clone(), b.clone()]);
+    let (s, _, body) = send(app.clone(), get_req("/api/prices/123")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, _, body) = send(app.clone(), get_req("/api/prices/7")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let ids: Vec<u64> = (1..=40).collect();
+    let list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let (s, _, body) = send(app, get_req(&format!("/api/prices?ids={list}"))).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let mut all: Vec<u64> = Vec::new();
+    for (url, seen) in [(&a, &seen_a), (&b, &seen_b)] {
+        let asked = seen.asked.lock().expect("lock").clone();
+        for id in &asked {
+            assert_eq!(
+                ring.shard_for_product(*id),
+                Some(url.as_str()),
+                "product {id} went to the wrong shard"
+            );
+        }
+        all.extend(asked);
+    }
+    all.sort_unstable();
+    all.dedup();
+    let mut expected = ids.clone();
+    expected.extend([7, 123]);
+    expected.sort_unstable();
+    expected.dedup();
+    assert_eq!(all, expected, "every product was asked of some shard");
+    assert!(
+        !seen_a.asked.lock().expect("lock").is_empty()
+            && !seen_b.asked.lock().expect("lock").is_empty()
     );
 }

@@ -37,7 +37,12 @@ pub fn memory_state(inventory: &str, admin: Option<&str>) -> AppState {
     if let Some(t) = admin {
         pairs.push(("ADMIN_TOKEN", t));
     }
-    let cfg = config(&pairs);
+    memory_state_with(&pairs)
+}
+
+/// Memory-mode state from env pairs.
+pub fn memory_state_with(pairs: &[(&str, &str)]) -> AppState {
+    let cfg = config(pairs);
     let (_, catalog) = load_catalog().expect("catalog");
     AppState::new(
         kit(&cfg),
