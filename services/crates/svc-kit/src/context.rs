@@ -43,6 +43,13 @@ tokio::task_local! {
 impl RequestContext {
     /// Reads the shared headers of env.md; `now` anchors the deadline.
     pub fn from_headers(headers: &HeaderMap, now: Instant) -> Result<Self, ApiError> {
+        let mut ctx = Self::ids_from_headers(headers);
+        ctx.deadline = deadline_from_headers(headers, now)?;
+        Ok(ctx)
+    }
+
+    /// The request id and trace context alone (never fails: bad values are replaced).
+    pub fn ids_from_headers(headers: &HeaderMap) -> Self {
         let request_id = headers
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
@@ -57,25 +64,13 @@ impl RequestContext {
             Some((trace, flags)) => (Arc::from(trace), flags),
             None => (Arc::from(hex(&rand::random::<[u8; 16]>())), *b"01"),
         };
-        let span_id = Arc::from(new_span_id());
-        let mut ctx = Self {
+        Self {
             request_id,
             trace_id,
-            span_id,
+            span_id: Arc::from(new_span_id()),
             flags,
             deadline: None,
-        };
-        if let Some(raw) = headers.get(DEADLINE_MS) {
-            let ms = raw
-                .to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    ApiError::Malformed("X-Request-Deadline-Ms must be an integer >= 0".to_owned())
-                })?;
-            ctx.deadline = Some(now + Duration::from_millis(ms));
         }
-        Ok(ctx)
     }
 
     /// The `traceparent` to send upstream: same trace, this service's span as parent.
@@ -111,6 +106,24 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
             None => RequestContext::from_headers(&parts.headers, Instant::now()),
         }
     }
+}
+
+/// `X-Request-Deadline-Ms` as an instant; an unparsable value is a 400.
+pub fn deadline_from_headers(
+    headers: &HeaderMap,
+    now: Instant,
+) -> Result<Option<Instant>, ApiError> {
+    let Some(raw) = headers.get(DEADLINE_MS) else {
+        return Ok(None);
+    };
+    let ms = raw
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            ApiError::Malformed("X-Request-Deadline-Ms must be an integer >= 0".to_owned())
+        })?;
+    Ok(Some(now + Duration::from_millis(ms)))
 }
 
 /// True for 1..128 characters of `[A-Za-z0-9._-]`.
@@ -187,21 +200,16 @@ pub async fn middleware(State(kit): State<Arc<Kit>>, mut req: Request, next: Nex
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
 
-    let ctx = match RequestContext::from_headers(req.headers(), start) {
-        Ok(ctx) => ctx,
-        Err(err) => {
-            // Even a request with a broken header gets a request id and the shared body.
-            let ctx = RequestContext {
-                request_id: Arc::from(new_request_id()),
-                trace_id: Arc::from(hex(&rand::random::<[u8; 16]>())),
-                span_id: Arc::from(new_span_id()),
-                flags: *b"01",
-                deadline: None,
-            };
+    let mut ctx = RequestContext::ids_from_headers(req.headers());
+    match deadline_from_headers(req.headers(), start) {
+        Ok(deadline) => ctx.deadline = deadline,
+        // Only API routes care; /health and friends answer whatever the header says.
+        Err(err) if is_api => {
             let res = CURRENT.sync_scope(ctx.clone(), || err.into_response());
             return finish(&kit, &ctx, res, &method, route.as_ref(), start, quiet);
         }
-    };
+        Err(_) => {}
+    }
     req.extensions_mut().insert(ctx.clone());
 
     let kit2 = kit.clone();

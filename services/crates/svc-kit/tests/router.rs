@@ -263,12 +263,19 @@ async fn deadlines_are_honoured() {
     assert_eq!(send(app(), req).await.0, StatusCode::OK);
 
     let req = Request::get("/api/items/1")
+        .header("x-request-id", "keep-me")
         .header("x-request-deadline-ms", "soon")
         .body(Body::empty())
         .expect("req");
     let (s, _, b) = send(app(), req).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_error(&b, "malformed_request");
+    assert_eq!(b["error"]["request_id"], "keep-me");
+    let req = Request::get("/health")
+        .header("x-request-deadline-ms", "soon")
+        .body(Body::empty())
+        .expect("req");
+    assert_eq!(send(app(), req).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
