@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"polyshop/inventory-go/internal/config"
@@ -26,12 +28,13 @@ const shutdownGrace = 20 * time.Second
 // sweepInterval: a hold is back on sale at most this long after its TTL.
 const sweepInterval = time.Second
 
-// run starts the service and blocks until ctx ends; ready, when not nil, receives the
-// bound address (tests start the service on port 0).
+// run starts the service and blocks until ctx ends.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	return runWith(ctx, getenv, stdout, nil)
 }
 
+// runWith is run with a hook for tests: ready, when not nil, receives the bound address
+// once the listener is open.
 func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, ready chan<- string) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -51,13 +54,12 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	}
 
 	var store inventory.Store
+	var rstore *redis.Store
 	if cfg.Redis != nil {
-		seedCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		store, err = redis.New(seedCtx, cfg.Redis, catalog, time.Now)
-		cancel()
-		if err != nil {
+		if rstore, err = connectRedis(ctx, cfg, catalog, log); err != nil {
 			return fmt.Errorf("redis %s: %w", config.MaskURL(cfg.RedisURL), err)
 		}
+		store = rstore
 	} else {
 		store = memory.New(catalog, time.Now)
 	}
@@ -80,12 +82,14 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 		ready <- ln.Addr().String()
 	}
 
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	sweepDone := make(chan struct{})
-	go func() {
-		defer close(sweepDone)
-		inventory.RunSweeper(sweepCtx, store, sweepInterval, log, api.CountExpired)
-	}()
+	// Background loops stop after the HTTP drain: requests in flight may still need
+	// their holds swept correctly.
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	background.Go(func() { inventory.RunSweeper(bgCtx, store, sweepInterval, log, api.CountExpired) })
+	if rstore != nil {
+		background.Go(func() { watchSeed(bgCtx, rstore, log) })
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -98,11 +102,47 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 		err = srv.Shutdown(drainCtx)
 		cancel()
 	}
-	stopSweep()
-	<-sweepDone
+	stopBackground()
+	background.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	log.Info("stopped")
 	return err
+}
+
+// connectRedis retries for a while: under docker compose or Kubernetes, Redis may come
+// up a few seconds after this service, and a crash loop would only add noise.
+func connectRedis(ctx context.Context, cfg config.Config, c inventory.Catalog, log *slog.Logger) (*redis.Store, error) {
+	const attempts = 20
+	for i := 1; ; i++ {
+		seedCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err := redis.New(seedCtx, cfg.Redis, c, time.Now)
+		cancel()
+		if err == nil || i == attempts || ctx.Err() != nil || !errors.Is(err, inventory.ErrStoreUnavailable) {
+			return s, err
+		}
+		log.Warn("redis not reachable yet", "attempt", i, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// watchSeed re-seeds the catalog if Redis loses its data while the service runs.
+func watchSeed(ctx context.Context, s *redis.Store, log *slog.Logger) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if again, err := s.EnsureSeeded(ctx); again && err == nil {
+			log.Warn("redis data lost: catalog seeded again")
+		}
+	}
 }

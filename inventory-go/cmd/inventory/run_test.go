@@ -119,7 +119,10 @@ func TestRunConfigError(t *testing.T) {
 
 func TestRunRedisUnreachable(t *testing.T) {
 	port := freePort(t) // nothing listens there
-	err := run(context.Background(), func(k string) string {
+	// run retries Redis for a while (compose starts it late); the test stops it early.
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	err := run(ctx, func(k string) string {
 		return map[string]string{"PORT": freePort(t), "REDIS_URL": "redis://:pw@127.0.0.1:" + port + "/0"}[k]
 	}, io.Discard)
 	var ce *config.Error

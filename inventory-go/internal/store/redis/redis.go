@@ -15,13 +15,19 @@ import (
 	"polyshop/inventory-go/internal/inventory"
 )
 
-const warehousesKey = "polyshop:inventory:warehouses"
+const (
+	warehousesKey = "polyshop:inventory:warehouses"
+	// seededKey is written after a complete seed; its absence means Redis lost its data
+	// (a restart without persistence, a FLUSHALL) and the catalog must be seeded again.
+	seededKey = "polyshop:inventory:seeded"
+)
 
 // Store is the Redis store.
 type Store struct {
 	rdb        *goredis.Client
 	now        inventory.Clock
 	warehouses []string
+	catalog    inventory.Catalog
 }
 
 // New connects and seeds the products of the catalog that Redis does not have yet.
@@ -32,7 +38,7 @@ func New(ctx context.Context, opt *goredis.Options, c inventory.Catalog, now inv
 	o.MaxRetries = -1
 	o.ContextTimeoutEnabled = true
 	o.DialTimeout = time.Second
-	s := &Store{rdb: goredis.NewClient(&o), now: now}
+	s := &Store{rdb: goredis.NewClient(&o), now: now, catalog: c}
 	for _, w := range c.Warehouses {
 		s.warehouses = append(s.warehouses, w.ID)
 	}
@@ -58,7 +64,23 @@ func (s *Store) seed(ctx context.Context, c inventory.Catalog) error {
 			return s.fail(ctx, fmt.Errorf("seed: %w", err))
 		}
 	}
+	if err := s.rdb.Set(ctx, seededKey, nowMs, 0).Err(); err != nil {
+		return s.fail(ctx, fmt.Errorf("seed: %w", err))
+	}
 	return nil
+}
+
+// EnsureSeeded seeds the catalog again when Redis lost its data, and says whether it
+// did. Without it every product would answer 404 until the service restarted.
+func (s *Store) EnsureSeeded(ctx context.Context) (bool, error) {
+	n, err := s.rdb.Exists(ctx, seededKey).Result()
+	if err != nil {
+		return false, s.fail(ctx, err)
+	}
+	if n == 1 {
+		return false, nil
+	}
+	return true, s.seed(ctx, s.catalog)
 }
 
 // fail turns a Redis error into the context error when the caller's deadline or

@@ -157,3 +157,26 @@ func TestOutageIsStoreUnavailable(t *testing.T) {
 		t.Fatalf("Ping with Redis down: %v, want ErrStoreUnavailable", err)
 	}
 }
+
+func TestDataLossIsReseeded(t *testing.T) {
+	opt := testredis.Start(t)
+	clock := storetest.NewClock()
+	ctx := context.Background()
+	s := newStore(t, opt, storetest.Catalog(), clock.Now)
+	if again, err := s.EnsureSeeded(ctx); err != nil || again {
+		t.Fatalf("EnsureSeeded on intact data: %v %v, want false", again, err)
+	}
+	if _, _, err := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 1, Quantity: 5, TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, opt) // Redis restarted without persistence
+	if _, err := s.Get(ctx, 1); !errors.Is(err, inventory.ErrProductNotFound) {
+		t.Fatalf("after data loss: %v", err)
+	}
+	if again, err := s.EnsureSeeded(ctx); err != nil || !again {
+		t.Fatalf("EnsureSeeded after data loss: %v %v, want true", again, err)
+	}
+	if it, err := s.Get(ctx, 1); err != nil || it.Available != 100 {
+		t.Fatalf("after reseed: %+v %v", it, err)
+	}
+}
