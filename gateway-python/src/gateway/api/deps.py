@@ -37,4 +37,9 @@ def services_of(request: Request) -> Services:
     return services
 
 
-ServicesDep = Annotated[Services, Depends(services_of)]
+async def _services_dep(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread per request.
+    return services_of(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services_dep)]
