@@ -50,23 +50,42 @@ impl DemandReader {
 
     /// Units reserved for `product_id` in the last hour.
     pub async fn recent(&self, product_id: u64) -> Result<u64, redis::RedisError> {
+        Ok(self
+            .recent_many(&[product_id])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0))
+    }
+
+    /// Units reserved in the last hour for each of `product_ids`, in one round trip.
+    pub async fn recent_many(&self, product_ids: &[u64]) -> Result<Vec<u64>, redis::RedisError> {
         let Some(conn) = &self.conn else {
-            return Ok(0);
+            return Ok(vec![0; product_ids.len()]);
         };
+        if product_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut c = conn.clone();
         let since = now_ms().saturating_sub(WINDOW_MS);
-        let members: Vec<String> = redis::cmd("ZRANGE")
-            .arg(demand_key(product_id))
-            .arg(since)
-            .arg("+inf")
-            .arg("BYSCORE")
-            .query_async(&mut c)
-            .await?;
-        Ok(members
-            .iter()
-            .filter_map(|m| m.rsplit_once('|').and_then(|(_, q)| q.parse::<u64>().ok()))
-            .fold(0u64, u64::saturating_add))
+        let mut pipe = redis::pipe();
+        for id in product_ids {
+            pipe.cmd("ZRANGE")
+                .arg(demand_key(*id))
+                .arg(since)
+                .arg("+inf")
+                .arg("BYSCORE");
+        }
+        let sets: Vec<Vec<String>> = pipe.query_async(&mut c).await?;
+        Ok(sets.iter().map(|members| units(members)).collect())
     }
+}
+
+fn units(members: &[String]) -> u64 {
+    members
+        .iter()
+        .filter_map(|m| m.rsplit_once('|').and_then(|(_, q)| q.parse::<u64>().ok()))
+        .fold(0u64, u64::saturating_add)
 }
 
 /// A failed round of the consumer.

@@ -385,6 +385,17 @@ async fn calculate_price_uses_the_projection_when_demand_is_omitted() {
         price_of(&app, 123).await.1["demand_factor"] == 1.03
     })
     .await;
+    // A batch reads the projection for its lines too (one pipeline).
+    let batch = r#"{"items":[{"product_id":124,"quantity_available":500},{"product_id":123,"quantity_available":500},{"product_id":123,"quantity_available":500,"recent_demand":7}]}"#;
+    let (s, _, b) = send(app.clone(), post_json("/api/calculate_prices", batch)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let factors: Vec<f64> = b["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["demand_factor"].as_f64())
+        .collect();
+    assert_eq!(factors, [1.0, 1.03, 1.07]);
     // An explicit recent_demand wins over the projection.
     let (_, _, b) = send(
         app,

@@ -144,6 +144,25 @@ async fn one_product_is_priced_on_live_stock_in_the_gateway_shape() {
         "{tp}"
     );
 
+    assert!(
+        headers.get("x-request-deadline-ms").is_none(),
+        "no deadline came in, none goes out"
+    );
+
+    // A caller's budget travels on, minus what was spent here.
+    let req = axum::http::Request::get("/api/prices/123")
+        .header("x-request-deadline-ms", "800")
+        .body(axum::body::Body::empty())
+        .expect("req");
+    assert_eq!(send(app.clone(), req).await.0, StatusCode::OK);
+    let headers = seen.headers.lock().expect("lock").pop().expect("called");
+    let left: u64 = headers
+        .get("x-request-deadline-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("deadline propagated");
+    assert!(left <= 800, "{left}");
+
     let (_, _, b) = send(app.clone(), get_req("/api/prices/123?quantity=10")).await;
     assert_eq!(b["pricing"]["price_tier"], "silver");
     assert_eq!(b["pricing"]["final_price"], 155.7);

@@ -125,6 +125,14 @@ struct BatchAnswer {
     results: Vec<PriceAnswer>,
 }
 
+fn redis_unavailable(e: redis::RedisError) -> ApiError {
+    ApiError::UpstreamUnavailable {
+        upstream: "redis",
+        retry_after: 1,
+        cause: e.to_string(),
+    }
+}
+
 async fn price_line(state: &AppState, line: Line) -> Result<PriceAnswer, ApiError> {
     let base_price = match line.base_price {
         Some(p) => p,
@@ -136,13 +144,11 @@ async fn price_line(state: &AppState, line: Line) -> Result<PriceAnswer, ApiErro
     };
     let recent_demand = match line.recent_demand {
         Some(d) => d,
-        None => state.demand.recent(line.product_id).await.map_err(|e| {
-            ApiError::UpstreamUnavailable {
-                upstream: "redis",
-                retry_after: 1,
-                cause: e.to_string(),
-            }
-        })?,
+        None => state
+            .demand
+            .recent(line.product_id)
+            .await
+            .map_err(redis_unavailable)?,
     };
     let quote = state.stats.quote(&PriceInput {
         base_price,
@@ -189,8 +195,25 @@ pub async fn calculate_prices(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    // Demand of every line that omits it, in one Redis round trip (not one per line).
+    let mut wanted: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.recent_demand.is_none())
+        .map(|l| l.product_id)
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let demand = state
+        .demand
+        .recent_many(&wanted)
+        .await
+        .map_err(redis_unavailable)?;
     let mut results = Vec::with_capacity(lines.len());
-    for line in lines {
+    for mut line in lines {
+        if line.recent_demand.is_none() {
+            let at = wanted.binary_search(&line.product_id).ok();
+            line.recent_demand = Some(at.and_then(|i| demand.get(i).copied()).unwrap_or(0));
+        }
         results.push(price_line(&state, line).await?);
     }
     json_response(&BatchAnswer { results })
