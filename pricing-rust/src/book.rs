@@ -249,6 +249,11 @@ impl PriceBook {
         }
     }
 
+    /// Whether the book lives in Redis.
+    pub fn is_redis(&self) -> bool {
+        matches!(self.store, Store::Redis(_))
+    }
+
     /// Whether reads are served from the cache (memory mode: always).
     pub fn is_live(&self) -> bool {
         match &self.store {

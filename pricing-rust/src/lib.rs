@@ -106,11 +106,15 @@ pub fn app(state: AppState) -> Router {
             get(routes::prices::prices_get).put(routes::prices::prices_put),
         )
         .with_state(state.clone());
-    let book = state.book.clone();
-    let readiness = Readiness::new().check("store", move || {
-        let book = book.clone();
-        async move { book.ping().await }
-    });
+    // Only the service's own store decides readiness (never inventory: DESIGN.md, Health).
+    let mut readiness = Readiness::new();
+    if state.book.is_redis() {
+        let book = state.book.clone();
+        readiness = readiness.check("redis", move || {
+            let book = book.clone();
+            async move { book.ping().await }
+        });
+    }
     svc_kit::router(api, state.kit.clone(), readiness)
 }
 

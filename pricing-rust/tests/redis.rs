@@ -172,7 +172,7 @@ async fn ready_follows_redis_and_a_dead_redis_is_a_503_not_a_500() {
     let _ = redis.kill();
     let (s, _, b) = send(app.clone(), common::get("/ready")).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(b["checks"]["store"], "unavailable");
+    assert_eq!(b["checks"]["redis"], "unavailable");
     let (s, _, b) = send(app.clone(), common::get("/health")).await;
     assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ok")));
     eventually("book reads fail over to 503", || async {
