@@ -10,7 +10,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoConsumersReply, StreamReadReply};
 
 /// The shared stream.
 pub const STREAM: &str = "inventory.events";
@@ -109,6 +109,9 @@ pub struct Consumer {
     pub block: Duration,
     /// Entries pending longer than this on another consumer are claimed (it has died).
     pub claim_idle: Duration,
+    /// Consumers with nothing pending and idle this long are removed from the group (each
+    /// restart under the default INSTANCE_ID, hostname-pid, adds a name).
+    pub forget_idle: Duration,
     /// Test hook: stop with `ConsumeError::Crash` after applying this many entries of a
     /// batch, before acknowledging them, as a crash would.
     pub crash_after: Option<usize>,
@@ -124,6 +127,7 @@ impl Consumer {
             batch: 100,
             block: Duration::from_secs(1),
             claim_idle: Duration::from_secs(30),
+            forget_idle: Duration::from_secs(3600),
             crash_after: None,
         }
     }
@@ -174,6 +178,32 @@ impl Consumer {
         let fresh = self.read(">", Some(self.block)).await?;
         applied += self.apply(&fresh).await?;
         Ok(applied)
+    }
+
+    /// Removes other consumers that hold no pending entries and have been idle longer than
+    /// `forget_idle`; returns how many were removed.
+    pub async fn forget_idle_consumers(&mut self) -> Result<usize, redis::RedisError> {
+        let info: StreamInfoConsumersReply = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(STREAM)
+            .arg(GROUP)
+            .query_async(&mut self.conn)
+            .await?;
+        let mut removed = 0;
+        for c in info.consumers {
+            let idle = Duration::from_millis(c.idle as u64);
+            if c.name != self.name && c.pending == 0 && idle >= self.forget_idle {
+                redis::cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(STREAM)
+                    .arg(GROUP)
+                    .arg(&c.name)
+                    .query_async::<()>(&mut self.conn)
+                    .await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     async fn read(
@@ -259,7 +289,14 @@ impl Consumer {
             }
             break;
         }
+        let mut last_cleanup = std::time::Instant::now();
         loop {
+            if last_cleanup.elapsed() >= Duration::from_secs(60) {
+                last_cleanup = std::time::Instant::now();
+                if let Err(err) = self.forget_idle_consumers().await {
+                    tracing::warn!(error = %err, "demand consumer cleanup failed");
+                }
+            }
             match self.step().await {
                 Ok(_) => {}
                 Err(err) => {

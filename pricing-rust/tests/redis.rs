@@ -351,6 +351,17 @@ async fn entries_of_a_dead_consumer_are_claimed_by_another() {
         0,
         "the dead consumer's entries were claimed and acknowledged"
     );
+    other.forget_idle = Duration::ZERO;
+    assert_eq!(
+        other.forget_idle_consumers().await.expect("cleanup"),
+        1,
+        "the dead name is dropped"
+    );
+    assert_eq!(
+        other.forget_idle_consumers().await.expect("cleanup"),
+        0,
+        "never itself"
+    );
     let reader = DemandReader::redis(
         pricing::connect_redis(&redis.client(), Duration::from_secs(1))
             .await
