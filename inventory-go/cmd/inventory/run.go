@@ -72,6 +72,8 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
+		// net/http's own complaints (bad TLS, broken connections) as JSON lines too
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {

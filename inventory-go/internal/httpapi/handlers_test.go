@@ -321,6 +321,13 @@ var endpointCases = []endpointCase{
 				t.Fatalf("Allow = %q", r.header.Get("Allow"))
 			}
 		}},
+	{name: "invented method", method: "BREW", path: "/api/inventory/1", status: 405, code: "method_not_allowed",
+		check: func(t *testing.T, e *env, r response) {
+			m := e.do(t, "GET", "/metrics", "")
+			if strings.Contains(string(m.raw), `"BREW"`) || !strings.Contains(string(m.raw), `http_request_method="_OTHER"`) {
+				t.Fatal("an invented method must be labelled _OTHER")
+			}
+		}},
 	{name: "deadline zero", method: "GET", path: "/api/inventory/1", headers: []string{"X-Request-Deadline-Ms", "0"}, status: 503, code: "deadline_exceeded"},
 	{name: "deadline garbage", method: "GET", path: "/api/inventory/1", headers: []string{"X-Request-Deadline-Ms", "soon"}, status: 400, code: "malformed_request"},
 	{name: "deadline negative", method: "GET", path: "/api/inventory/1", headers: []string{"X-Request-Deadline-Ms", "-5"}, status: 400, code: "malformed_request"},

@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -16,8 +17,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	crand "crypto/rand"
 
 	"polyshop/inventory-go/internal/config"
 	"polyshop/inventory-go/internal/inventory"
@@ -183,7 +182,7 @@ func (s *Server) observe(r *http.Request, info *reqInfo, sw *statusWriter, start
 	d := time.Since(start)
 	s.requests.Add(1)
 	s.totalMicros.Add(d.Microseconds())
-	s.metrics.duration.WithLabelValues(r.Method, route, strconv.Itoa(sw.status)).Observe(d.Seconds())
+	s.metrics.duration.WithLabelValues(methodLabel(r.Method), route, strconv.Itoa(sw.status)).Observe(d.Seconds())
 	switch {
 	case !s.accessOn:
 	case s.access != nil:
@@ -199,6 +198,16 @@ func (s *Server) observe(r *http.Request, info *reqInfo, sw *statusWriter, start
 func (s *Server) labelEarly(r *http.Request, info *reqInfo) {
 	_, pattern := s.mux.Handler(r)
 	info.route = routeLabel(pattern)
+}
+
+// methodLabel bounds the method label: a client inventing methods must not invent
+// time series (OpenTelemetry's "_OTHER" convention).
+func methodLabel(m string) string {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE":
+		return m
+	}
+	return "_OTHER"
 }
 
 // routeLabel is the pattern without its method ("GET /api/inventory/{id}" ->

@@ -7,9 +7,8 @@ import (
 	"container/heap"
 	"context"
 	"sort"
-	"time"
-
 	"sync"
+	"time"
 
 	"polyshop/inventory-go/internal/inventory"
 )
