@@ -5,8 +5,6 @@ import json
 import logging
 from typing import Any
 
-import pytest
-
 from gateway.logs import JsonFormatter
 
 from conftest import FakeInventory, Gateway, free_port
@@ -94,21 +92,47 @@ async def test_metrics(gw: Gateway, fake_inventory: FakeInventory) -> None:
     assert 'le="0.0005"' in text
 
 
-async def test_access_log_line(gw: Gateway, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO)
-    await gw.client.get("/api/product/123", headers={"X-Request-Id": "rid-1"})
-    await gw.client.get("/health")
-    records = [r for r in caplog.records if r.getMessage() == "request"]
-    assert len(records) == 1
-    line = json.loads(JsonFormatter().format(records[0]))
-    assert line["msg"] == "request"
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Formatted at emit time, as in production: the request context is the live one.
+        self.lines.append(json.loads(self.format(record)))
+
+
+async def test_access_log_line(gw: Gateway) -> None:
+    handler = _Lines()
+    logger = logging.getLogger("gateway.http")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        await gw.client.get("/api/product/123", headers={"X-Request-Id": "rid-1"})
+        await gw.client.get("/health")
+    finally:
+        logger.removeHandler(handler)
+    lines = [line for line in handler.lines if line["msg"] == "request"]
+    assert len(lines) == 1
+    line = lines[0]
     assert line["service"] == "gateway"
     assert line["level"] == "info"
     assert line["route"] == "/api/product/{id}"
     assert line["status"] == 200
     assert line["method"] == "GET"
     assert line["request_id"] == "rid-1"
-    assert len(line["trace_id"]) == 32
-    assert len(line["span_id"]) == 16
-    assert line["ts"].endswith("Z")
-    assert "T" in line["ts"]
+    assert len(line["trace_id"]) == 32 and len(line["span_id"]) == 16
+    assert line["ts"].endswith("Z") and "T" in line["ts"]
+    assert isinstance(line["duration_ms"], float)
+
+
+async def test_probes_answer_errors_in_the_shared_shape(gw: Gateway) -> None:
+    resp = await gw.client.post("/health")
+    assert resp.status_code == 405
+    assert resp.json()["error"]["code"] == "method_not_allowed"
+    assert resp.json()["error"]["request_id"] == resp.headers["x-request-id"]
+    # Probes ignore request deadlines: a load balancer's health check is not a request.
+    assert (
+        await gw.client.get("/health", headers={"X-Request-Deadline-Ms": "0"})
+    ).status_code == 200

@@ -47,9 +47,12 @@ class GatewayMiddleware:
         self.max_body = settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNTRACKED:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Probes still get a request id (a 405 on /health is in the shared shape too), but
+        # no rate limit, histogram sample or access line.
+        tracked = scope["path"] not in UNTRACKED
         request_id = traceparent = deadline = length = None
         header_bytes = 0
         for name, value in scope["headers"]:
@@ -87,9 +90,11 @@ class GatewayMiddleware:
             return message
 
         try:
-            early = self._precheck(scope, deadline, length, header_bytes)
-            if early is None:
-                early = await self._rate_limit(scope)
+            early = None
+            if tracked:
+                early = self._precheck(scope, deadline, length, header_bytes)
+                if early is None:
+                    early = await self._rate_limit(scope)
             if early is None and self.settings.fault_delay_ms and scope["path"].startswith("/api/"):
                 await asyncio.sleep(self.settings.fault_delay_ms / 1000)
             if early is not None:
@@ -112,8 +117,9 @@ class GatewayMiddleware:
                 or "unmatched"
             )
             seconds = time.monotonic() - ctx.start
-            self.metrics.observe_server(scope["method"], route, state["status"], seconds)
-            if log.isEnabledFor(logging.INFO):
+            if tracked:
+                self.metrics.observe_server(scope["method"], route, state["status"], seconds)
+            if tracked and log.isEnabledFor(logging.INFO):
                 log.info(
                     "request",
                     extra={
