@@ -56,7 +56,12 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	var store inventory.Store
 	var rstore *redis.Store
 	if cfg.Redis != nil {
+		redis.RouteClientLogs(log)
 		if rstore, err = connectRedis(ctx, cfg, catalog, log); err != nil {
+			if ctx.Err() != nil { // stopped while waiting for Redis: a clean stop
+				log.Info("stopped", "reason", "signal before redis was reachable")
+				return nil
+			}
 			return fmt.Errorf("redis %s: %w", config.MaskURL(cfg.RedisURL), err)
 		}
 		store = rstore

@@ -6,6 +6,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"time"
@@ -309,3 +310,13 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 func (s *Store) Close() error { return s.rdb.Close() }
+
+// RouteClientLogs sends go-redis's own messages (dial failures, pool trouble) to l as
+// JSON lines instead of its default plain-text stderr logger. It is process-global.
+func RouteClientLogs(l *slog.Logger) { goredis.SetLogger(clientLogger{l}) }
+
+type clientLogger struct{ l *slog.Logger }
+
+func (c clientLogger) Printf(ctx context.Context, format string, v ...any) {
+	c.l.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
