@@ -314,6 +314,8 @@ var endpointCases = []endpointCase{
 			}
 		}},
 	{name: "unknown route", method: "GET", path: "/api/nope", status: 404, code: "not_found"},
+	{name: "unclean path", method: "GET", path: "/api//inventory/1", status: 404, code: "not_found"},
+	{name: "dot segments", method: "POST", path: "/api/inventory/../reservations", body: `{}`, status: 404, code: "not_found"},
 	{name: "root", method: "GET", path: "/", status: 404, code: "not_found"},
 	{name: "method not allowed", method: "DELETE", path: "/api/inventory/1", status: 405, code: "method_not_allowed",
 		check: func(t *testing.T, e *env, r response) {

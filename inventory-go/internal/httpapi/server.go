@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -164,7 +165,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !isCleanPath(r.URL.Path) {
+		// net/http would answer a 301 with an HTML body; an API client gets the shared JSON.
+		s.writeError(sw, r, apiErr("not_found", "no such route"))
+		return
+	}
 	s.mux.ServeHTTP(sw, r)
+}
+
+func isCleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // observe records the histogram, the stats and the access line of an API request.
