@@ -47,7 +47,7 @@ func freePort(t *testing.T) string {
 
 func TestRunServesAndDrains(t *testing.T) {
 	port := freePort(t)
-	vars := map[string]string{"PORT": port, "FAULT_DELAY_MS": "700", "ADMIN_TOKEN": "secret-x"}
+	vars := map[string]string{"PORT": port, "FAULT_DELAY_MS": "500", "ADMIN_TOKEN": "secret-x"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &lockedBuffer{}
@@ -84,7 +84,13 @@ func TestRunServesAndDrains(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		inflight <- result{status: resp.StatusCode, body: string(b)}
 	}()
-	time.Sleep(200 * time.Millisecond) // let the request reach the handler (the delay is 700 ms)
+	// Wait until the request is inside the handler (metrics are not delayed), then stop.
+	for waited := time.Duration(0); !strings.Contains(get(t, base+"/metrics"), "\nhttp_server_active_requests 1\n"); waited += 5 * time.Millisecond {
+		if waited > 10*time.Second {
+			t.Fatal("the slow request never reached the handler")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	cancel()
 	r := <-inflight
 	if r.err != nil || r.status != 200 || !strings.Contains(r.body, `"available":223`) {
@@ -105,6 +111,17 @@ func TestRunServesAndDrains(t *testing.T) {
 	if strings.Contains(out, "secret-x") {
 		t.Error("ADMIN_TOKEN leaked into the log")
 	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func TestRunConfigError(t *testing.T) {

@@ -18,6 +18,9 @@ type metrics struct {
 	reg          *prometheus.Registry
 	duration     *prometheus.HistogramVec
 	reservations *prometheus.CounterVec
+	// active counts /api/* requests in flight (OpenTelemetry's http.server.active_requests):
+	// saturation at a glance, and what a drain waits for.
+	active prometheus.Gauge
 }
 
 func newMetrics(store inventory.Store) *metrics {
@@ -28,6 +31,10 @@ func newMetrics(store inventory.Store) *metrics {
 			Help:    "Duration of HTTP server requests.",
 			Buckets: httpBuckets,
 		}, []string{"http_request_method", "http_route", "http_response_status_code"}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "http_server_active_requests",
+			Help: "API requests in flight.",
+		}),
 		reservations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "polyshop_inventory_reservations_total",
 			Help: "Reservation outcomes.",
@@ -36,7 +43,7 @@ func newMetrics(store inventory.Store) *metrics {
 	for _, r := range []string{"reserved", "insufficient", "committed", "released", "expired", "replayed"} {
 		m.reservations.WithLabelValues(r) // export zeros, so rate() works from the first event
 	}
-	m.reg.MustRegister(m.duration, m.reservations, availableCollector{store},
+	m.reg.MustRegister(m.duration, m.active, m.reservations, availableCollector{store},
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	return m
 }

@@ -134,6 +134,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var cancel context.CancelFunc
 	if strings.HasPrefix(r.URL.Path, "/api/") {
+		s.metrics.active.Inc()
+		defer s.metrics.active.Dec()
 		if ae := s.deadline(r, &ctx, &cancel); ae != nil {
 			r = r.WithContext(ctx)
 			s.labelEarly(r, info)
