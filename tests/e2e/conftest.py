@@ -130,6 +130,7 @@ class Stack:
     workdir: Path
     env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
+    inventory_shards: int = 1
 
     def _env(self, name: str, port: int, extra: dict[str, str]) -> dict[str, str]:
         env = {
@@ -179,13 +180,29 @@ class Stack:
             self._env("inventory", inv_port, common),
             self.workdir / "inventory.log",
         )
+        inventory = {"INVENTORY_URL": f"http://127.0.0.1:{inv_port}"}
+        if self.inventory_shards > 1:
+            urls = [f"http://127.0.0.1:{inv_port}"]
+            for i in range(1, self.inventory_shards):
+                port = free_port()
+                # Each shard its own store: a Redis db of its own, like a separate instance.
+                shard_env = dict(common)
+                if "REDIS_URL" in common:
+                    shard_env["REDIS_URL"] = common["REDIS_URL"].rsplit("/", 1)[0] + f"/{i}"
+                self.services[f"inventory-{i}"] = Service(
+                    f"inventory-{i}",
+                    [str(INVENTORY_BIN)],
+                    port,
+                    self._env("inventory", port, shard_env),
+                    self.workdir / f"inventory-{i}.log",
+                )
+                urls.append(f"http://127.0.0.1:{port}")
+            inventory["INVENTORY_URLS"] = ",".join(urls)
         self.services["pricing"] = Service(
             "pricing",
             [str(PRICING_BIN)],
             pri_port,
-            self._env(
-                "pricing", pri_port, common | {"INVENTORY_URL": f"http://127.0.0.1:{inv_port}"}
-            ),
+            self._env("pricing", pri_port, common | inventory),
             self.workdir / "pricing.log",
         )
         self.services["gateway"] = Service(
@@ -195,11 +212,7 @@ class Stack:
             self._env(
                 "gateway",
                 gw_port,
-                common
-                | {
-                    "PRICING_URL": f"http://127.0.0.1:{pri_port}",
-                    "INVENTORY_URL": f"http://127.0.0.1:{inv_port}",
-                },
+                common | inventory | {"PRICING_URL": f"http://127.0.0.1:{pri_port}"},
             ),
             self.workdir / "gateway.log",
         )
@@ -257,8 +270,8 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
     """A private stack for tests that break a process or need other knobs."""
     started: list[Stack] = []
 
-    def factory(mode: str, **env_overrides: dict[str, str]) -> Stack:
-        s = Stack(mode, tmp_path / f"stack-{len(started)}", dict(env_overrides))
+    def factory(mode: str, shards: int = 1, **env_overrides: dict[str, str]) -> Stack:
+        s = Stack(mode, tmp_path / f"stack-{len(started)}", dict(env_overrides), {}, shards)
         s.workdir.mkdir(parents=True)
         started.append(s)
         s.start()
@@ -287,8 +300,10 @@ async def restock(http: aiohttp.ClientSession, stack: Stack, product_id: int, un
         assert resp.status == 200, await resp.text()
 
 
-async def available(http: aiohttp.ClientSession, stack: Stack, product_id: int) -> int:
-    async with http.get(f"{stack.inventory}/api/inventory/{product_id}") as resp:
+async def available(
+    http: aiohttp.ClientSession, stack: Stack, product_id: int, service: str = "inventory"
+) -> int:
+    async with http.get(f"{stack.services[service].url}/api/inventory/{product_id}") as resp:
         assert resp.status == 200, await resp.text()
         data: dict[str, Any] = await resp.json()
         return int(data["available"])

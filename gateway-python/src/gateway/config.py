@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     )
     pricing_url: str = Field("http://127.0.0.1:8001", description="pricing upstream")
     inventory_url: str = Field("http://127.0.0.1:8002", description="inventory upstream")
+    inventory_urls: str | None = Field(
+        None,
+        description="comma list of inventory shards (consistent hash); overrides INVENTORY_URL",
+    )
     log_level: Literal["debug", "info", "warn", "error"] = Field(
         "info", description="`debug`, `info`, `warn`, `error`"
     )
@@ -105,7 +109,7 @@ class Settings(BaseSettings):
         description="names this replica in logs and order ids (default hostname-pid)",
     )
 
-    @field_validator("redis_url", "admin_token", mode="before")
+    @field_validator("redis_url", "admin_token", "inventory_urls", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -126,6 +130,26 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be a URL such as http://host:port")
         return value.rstrip("/")
+
+    @field_validator("inventory_urls")
+    @classmethod
+    def _shards(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+        if not urls:
+            raise ValueError("must list at least one URL")
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.netloc:
+                raise ValueError(f"{url!r} is not an http URL")
+        return value
+
+    def inventory_shards(self) -> list[str]:
+        """The inventory base URLs: the INVENTORY_URLS entries (trimmed), or INVENTORY_URL."""
+        if self.inventory_urls is None:
+            return [self.inventory_url]
+        return list(dict.fromkeys(u.strip() for u in self.inventory_urls.split(",") if u.strip()))
 
     @model_validator(mode="after")
     def _prod_rules(self) -> Settings:

@@ -58,19 +58,27 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pricing_up = Upstream("pricing", settings.pricing_url, settings, metrics)
-        inventory_up = Upstream("inventory", settings.inventory_url, settings, metrics)
-        for upstream in (pricing_up, inventory_up):
+        bases = settings.inventory_shards()
+        # One upstream (pool, breaker, bulkhead) per shard, named apart for their gauges.
+        shards = {
+            base: Upstream(
+                "inventory" if len(bases) == 1 else f"inventory-{i}", base, settings, metrics
+            )
+            for i, base in enumerate(bases)
+        }
+        upstreams = [pricing_up, *shards.values()]
+        for upstream in upstreams:
             await upstream.start()
         store = build_store(settings)
         pricing = PricingClient(pricing_up)
-        inventory = InventoryClient(inventory_up)
+        inventory = InventoryClient(shards)
         orders_svc = OrderService(inventory, pricing, store, metrics)
         limiter = build_limiter(settings, store)
         app.state.services = Services(
             settings=settings,
             metrics=metrics,
             store=store,
-            upstreams=[pricing_up, inventory_up],
+            upstreams=upstreams,
             pricing=pricing,
             inventory=inventory,
             orders=orders_svc,
@@ -81,7 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await orders_svc.drain()
-            for upstream in (pricing_up, inventory_up):
+            for upstream in upstreams:
                 await upstream.close()
             await store.close()
             log.info("shutdown")

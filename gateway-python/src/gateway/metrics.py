@@ -54,8 +54,6 @@ class Metrics:
         )
         for status in ("confirmed", "rejected", "failed"):
             self.orders.labels(status)
-        for upstream in ("pricing", "inventory"):
-            self.breaker.labels(upstream).set(0)
         # labels() costs a few µs per call; the hot path reuses children from these caches.
         self._server_children: dict[tuple[str, str, int], Histogram] = {}
         self._client_children: dict[tuple[str, str, int], Histogram] = {}

@@ -198,7 +198,7 @@ class OrderService:
                 "status": "pending",
             }
             await self.store.put_order(order)
-            await self.inventory.commit(hold.reservation_id)
+            await self.inventory.commit(hold)
         except BaseException as exc:
             log.warning(
                 "order_compensating",
@@ -232,16 +232,17 @@ class OrderService:
                 await self.store.put_order(order)
             except StoreUnavailable:
                 log.error("order_status_not_saved", extra={"order_id": order["order_id"]})
-        if await self._release_once(hold.reservation_id):
+        if await self._release_once(hold):
             return
         # Keep trying off the request path; the hold's TTL is the last safety net.
-        task = asyncio.create_task(self._release_retries(hold.reservation_id))
+        task = asyncio.create_task(self._release_retries(hold))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _release_once(self, reservation_id: str) -> bool:
+    async def _release_once(self, hold: Reservation) -> bool:
+        reservation_id = hold.reservation_id
         try:
-            await self.inventory.release(reservation_id, detached=True)
+            await self.inventory.release(hold, detached=True)
         except (UpstreamUnavailable, ApiError) as exc:
             log.warning(
                 "release_failed", extra={"reservation_id": reservation_id, "error": str(exc)}
@@ -250,12 +251,12 @@ class OrderService:
         log.info("hold_released", extra={"reservation_id": reservation_id})
         return True
 
-    async def _release_retries(self, reservation_id: str) -> None:
+    async def _release_retries(self, hold: Reservation) -> None:
         for delay in RELEASE_BACKOFF_S:
             await asyncio.sleep(delay)
-            if await self._release_once(reservation_id):
+            if await self._release_once(hold):
                 return
-        log.error("release_gave_up", extra={"reservation_id": reservation_id})
+        log.error("release_gave_up", extra={"reservation_id": hold.reservation_id})
 
     async def get(self, order_id: int) -> bytes:
         try:

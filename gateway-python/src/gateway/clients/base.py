@@ -67,7 +67,7 @@ class Upstream:
 
     def __init__(self, name: str, base_url: str, settings: Settings, metrics: Metrics) -> None:
         self.name = name
-        self.base_url = base_url
+        self.base_url = base_url.rstrip("/")
         self.settings = settings
         self.metrics = metrics
         self._session: aiohttp.ClientSession | None = None
@@ -79,6 +79,7 @@ class Upstream:
             settings.breaker_cooldown_s,
             on_change=metrics.set_breaker,
         )
+        metrics.set_breaker(name, "closed")
         self.bulkhead = Bulkhead(
             name, settings.bulkhead_max, settings.bulkhead_queue, settings.bulkhead_wait_ms / 1000
         )
