@@ -247,6 +247,19 @@ class Stack:
 StackFactory = Callable[..., Stack]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call" and report.failed:
+        # The services' own last log lines, next to the failure, for CI runs.
+        for fixture in ("stack", "make_stack"):
+            value = getattr(item, "funcargs", {}).get(fixture)
+            stacks = [value] if isinstance(value, Stack) else getattr(value, "stacks", [])
+            for s in stacks:
+                report.sections.append((f"service logs ({s.mode})", s.logs()))
+    return report
+
+
 @pytest.fixture(params=["memory", "redis"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -270,6 +283,12 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
     """A private stack for tests that break a process or need other knobs."""
     started: list[Stack] = []
 
+    class Factory:
+        stacks = started
+
+        def __call__(self, mode: str, shards: int = 1, **env_overrides: dict[str, str]) -> Stack:
+            return factory(mode, shards, **env_overrides)
+
     def factory(mode: str, shards: int = 1, **env_overrides: dict[str, str]) -> Stack:
         s = Stack(mode, tmp_path / f"stack-{len(started)}", dict(env_overrides), {}, shards)
         s.workdir.mkdir(parents=True)
@@ -277,7 +296,7 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
         s.start()
         return s
 
-    yield factory
+    yield Factory()
     for s in started:
         s.stop()
 
