@@ -43,6 +43,7 @@ class FakeInventory:
     delay_s: dict[str, float] = field(default_factory=dict)
     seq: int = 0
     commit_error: tuple[int, str] | None = None
+    commit_lose_answer_s: float = 0.0  # commit, then answer this late (once)
 
     async def _maybe_fail(self, action: str) -> web.Response | None:
         if action in self.delay_s:
@@ -108,6 +109,9 @@ class FakeInventory:
         if hold["state"] != "pending":
             return _err(409, "reservation_not_pending")
         hold["state"] = "committed"
+        if self.commit_lose_answer_s:
+            delay, self.commit_lose_answer_s = self.commit_lose_answer_s, 0.0
+            await asyncio.sleep(delay)
         return web.json_response({"reservation_id": rid, "status": "committed"})
 
     async def release(self, request: web.Request) -> web.Response:

@@ -120,12 +120,26 @@ async def test_store_failure_releases_the_hold(
     assert fake_inventory.actions("commit") == []
 
 
+async def test_lost_commit_answer_is_rechecked_not_released(
+    gateway_factory: Any, fake_inventory: FakeInventory
+) -> None:
+    gw: Gateway = await gateway_factory(upstream_timeout_ms=100)
+    fake_inventory.commit_lose_answer_s = 0.5
+    resp = await gw.client.post("/api/order", json=ORDER)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["status"] == "confirmed"
+    assert fake_inventory.actions("commit") == ["RES-1", "RES-1"]
+    assert fake_inventory.actions("release") == []
+    assert fake_inventory.holds["RES-1"]["state"] == "committed"
+
+
 async def test_commit_failure_releases_and_marks_order_failed(
     gw_store: Gateway, fake_inventory: FakeInventory
 ) -> None:
     fake_inventory.fail["commit"] = 503
     assert_error(await gw_store.client.post("/api/order", json=ORDER), 503, "upstream_unavailable")
-    assert fake_inventory.actions("commit") == ["RES-1"]  # commit is not retried blindly
+    # One recheck (its answer may have been lost), then the hold is released.
+    assert fake_inventory.actions("commit") == ["RES-1", "RES-1"]
     assert fake_inventory.holds["RES-1"]["state"] == "released"
     stored = await gw_store.services.store.get_order(await _last_order_id(gw_store))
     assert stored["status"] == "failed"

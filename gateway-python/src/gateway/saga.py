@@ -198,7 +198,12 @@ class OrderService:
                 "status": "pending",
             }
             await self.store.put_order(order)
-            await self.inventory.commit(hold)
+            try:
+                await self.inventory.commit(hold)
+            except UpstreamUnavailable:
+                # The commit may have landed and only its answer been lost (a timeout):
+                # releasing now would leave sold units behind a failed order. Ask again.
+                await self.inventory.commit(hold, recheck=True)
         except BaseException as exc:
             log.warning(
                 "order_compensating",

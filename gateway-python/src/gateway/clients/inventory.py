@@ -64,10 +64,17 @@ class InventoryClient:
         log.error("inventory_unexpected", extra={"status": resp.status, "code": code})
         raise UpstreamUnavailable("inventory", f"status {resp.status}")
 
-    async def commit(self, hold: Reservation) -> None:
+    async def commit(self, hold: Reservation, *, recheck: bool = False) -> None:
+        """Commits the hold. recheck=True is a second attempt after the first one's answer
+        was lost: reservation_not_pending then means that first commit landed (only this
+        saga commits or releases its hold, and a hold past its TTL answers
+        reservation_expired), so it counts as success."""
         reservation_id = hold.reservation_id
         resp = await self.upstream_for(hold.product_id).call(
-            "POST", f"/api/reservations/{reservation_id}/commit", idempotent=False
+            "POST",
+            f"/api/reservations/{reservation_id}/commit",
+            idempotent=False,
+            detached=recheck,
         )
         if resp.status in (200, 204):
             return
@@ -77,6 +84,9 @@ class InventoryClient:
                 "reservation_expired", "the stock hold expired before the order completed"
             )
         if resp.status == 409 and code == "reservation_not_pending":
+            if recheck:
+                log.warning("commit_confirmed_by_recheck", extra={"reservation_id": reservation_id})
+                return
             raise ApiError("reservation_not_pending", "the stock hold is no longer held")
         log.error("commit_failed", extra={"status": resp.status, "code": code})
         raise UpstreamUnavailable("inventory", f"commit status {resp.status}")
