@@ -131,22 +131,24 @@ class OrderService:
                 # A business refusal (409, 404) is the answer to this key, as payment APIs do.
                 body = error_body(exc.code, exc.message, exc.details)
                 done = IdemRecord(record.fingerprint, "done", exc.status, body, record.generation)
-                await self._complete(key, done, record.generation)
+                await self._complete(key, done)
                 return OrderAnswer(exc.status, body)
             raise
         except BaseException:
             await self._abandon(key, record.generation)
             raise
         done = IdemRecord(record.fingerprint, "done", answer.status, answer.body, record.generation)
-        await self._complete(key, done, record.generation)
+        await self._complete(key, done)
         return answer
 
-    async def _complete(self, key: str, record: IdemRecord, generation: int) -> None:
+    async def _complete(self, key: str, record: IdemRecord) -> None:
         try:
             await self.store.idem_complete(key, record)
         except StoreUnavailable as exc:
-            # The order itself is done; a replay will find the pending lease expire and rerun
-            # with the same downstream key, which inventory answers with the same hold.
+            # The order itself is done. A replay after the pending lease runs out executes
+            # again with the same downstream key: inventory hands back the committed hold,
+            # whose commit answers 409 reservation_not_pending. No second sale, though the
+            # client does not get the first answer back.
             log.error("idempotency_store_failed", extra={"error": str(exc)})
 
     async def _abandon(self, key: str, generation: int) -> None:
