@@ -136,3 +136,16 @@ async def test_probes_answer_errors_in_the_shared_shape(gw: Gateway) -> None:
     assert (
         await gw.client.get("/health", headers={"X-Request-Deadline-Ms": "0"})
     ).status_code == 200
+
+
+def test_uvicorn_sentences_become_an_event_with_detail() -> None:
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, "", 0, "Started server process [%d]", (42,), None
+    )
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["msg"], line["detail"], line["level"]) == (
+        "server",
+        "Started server process [42]",
+        "info",
+    )
+    assert "color_message" not in line

@@ -39,6 +39,10 @@ class JsonFormatter(logging.Formatter):
             "service": SERVICE,
             "msg": record.getMessage(),
         }
+        if record.name.startswith("uvicorn"):
+            # uvicorn writes sentences; keep msg a short event name and the sentence as data.
+            out["msg"] = "server"
+            out["detail"] = record.getMessage()
         ctx = current()
         if ctx is not None:
             out["trace_id"] = ctx.trace_id
