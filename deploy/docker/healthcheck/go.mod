@@ -1,0 +1,3 @@
+module polyshop/deploy/healthcheck
+
+go 1.26.0
