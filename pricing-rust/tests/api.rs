@@ -168,8 +168,8 @@ async fn every_bad_input_class_gets_the_shared_error_json() {
         ),
         (
             get("/api/prices/abc"),
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
         ),
         (
             get("/api/prices/0"),

@@ -217,12 +217,12 @@ func DecodeRestock(body []byte) (int64, *APIError) {
 	return n, nil
 }
 
-// parseProductID reads a path id: not a number at all -> 400, out of bounds -> 422.
+// parseProductID reads a path id: not an integer or out of bounds -> 422, the same rule
+// as a wrong-typed body field (errors.md).
 func parseProductID(s string) (int64, *APIError) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return 0, &APIError{Code: "malformed_request", Message: "product id must be an integer",
-			Details: []FieldError{{Field: "id", Message: "must be an integer"}}}
+		return 0, invalid(FieldError{Field: "id", Message: "must be an integer"})
 	}
 	if err != nil || n < 1 || n > inventory.MaxProductID {
 		return 0, invalid(FieldError{Field: "id", Message: fmt.Sprintf("must be an integer between 1 and %d", inventory.MaxProductID)})

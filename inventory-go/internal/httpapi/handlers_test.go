@@ -58,7 +58,7 @@ var endpointCases = []endpointCase{
 			}
 		}},
 	{name: "get unknown product", method: "GET", path: "/api/inventory/999999", status: 404, code: "product_not_found"},
-	{name: "get id not a number", method: "GET", path: "/api/inventory/abc", status: 400, code: "malformed_request"},
+	{name: "get id not a number", method: "GET", path: "/api/inventory/abc", status: 422, code: "validation_failed"},
 	{name: "get id zero", method: "GET", path: "/api/inventory/0", status: 422, code: "validation_failed", fields: []string{"id"}},
 	{name: "get id negative", method: "GET", path: "/api/inventory/-4", status: 422, code: "validation_failed"},
 	{name: "get id above 10^9", method: "GET", path: "/api/inventory/1000000001", status: 422, code: "validation_failed"},

@@ -40,11 +40,12 @@ pub fn bounded(
     value as u64
 }
 
-/// Parses a product id from a path segment: not an integer -> 400, out of bounds -> 422.
+/// Parses a product id from a path segment: not an integer or out of bounds -> 422, the
+/// same rule as a wrong-typed body field (errors.md).
 pub fn path_id(raw: &str) -> Result<u64, ApiError> {
     let id: i64 = raw
         .parse()
-        .map_err(|_| ApiError::Malformed(format!("product id must be an integer, got {raw:?}")))?;
+        .map_err(|_| ApiError::invalid("id", "must be an integer"))?;
     let mut errors = Vec::new();
     let id = bounded(
         &mut errors,
