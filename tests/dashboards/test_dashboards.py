@@ -76,6 +76,25 @@ def recording_rules() -> list[Any]:
     return cases
 
 
+# A series selector: a metric name followed by its matchers, or by a range "[".
+SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\}|(?=\[))")
+MATCHER = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
+
+
+def alert_selectors() -> list[Any]:
+    """(metric, label) pairs the alerts select on. promtool's tests feed synthetic series,
+    so only the live stack can show that these names still exist."""
+    pairs: set[tuple[str, str]] = set()
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    for name, matchers in SELECTOR.findall(rule["expr"]):
+                        pairs.add((name, ""))
+                        pairs.update((name, label) for label in MATCHER.findall(matchers))
+    return [pytest.param(n, lab, id=f"{n}{{{lab}}}") for n, lab in sorted(pairs)]
+
+
 def assert_has_data(observed: Observed, expr: str) -> list[dict[str, Any]]:
     assert "$" not in expr.replace("${1}", ""), f"unsubstituted variable in {expr!r}"
     result = observed.query(expr)
@@ -95,6 +114,7 @@ def test_every_dashboard_and_rule_is_covered() -> None:
     assert len(DASHBOARDS) == 4
     assert len(panel_targets()) >= 40
     assert len(recording_rules()) >= 7
+    assert len(alert_selectors()) >= 10
 
 
 @pytest.mark.parametrize("expr", panel_targets())
@@ -105,6 +125,11 @@ def test_panel_shows_data(observed: Observed, expr: str) -> None:
 @pytest.mark.parametrize("record", recording_rules())
 def test_recording_rule_has_data(observed: Observed, record: str) -> None:
     assert_has_data(observed, record)
+
+
+@pytest.mark.parametrize(("metric", "label"), alert_selectors())
+def test_alert_selects_real_series(observed: Observed, metric: str, label: str) -> None:
+    assert_has_data(observed, f'count({metric}{{{label}!=""}})' if label else f"count({metric})")
 
 
 def test_values_match_the_load(observed: Observed) -> None:
