@@ -18,6 +18,7 @@ LOADTEST_USERS ?= 20
 LOADTEST_SPAWN_RATE ?= 5
 LOADTEST_TIME ?= 60s
 RUFF_CFG := --config $(ROOT)/gateway-python/pyproject.toml
+DOCKERFILES := pricing-rust/Dockerfile inventory-go/Dockerfile gateway-python/Dockerfile
 DEPLOY_PY := deploy/grafana/dashboards.py tests/dashboards load-tests
 
 # Oldest and newest Kubernetes the manifests are validated against (kubernetes-validate
@@ -26,11 +27,11 @@ K8S_VERSIONS := 1.29.0 1.37.0
 HEALTHCHECK_DIR := deploy/docker/healthcheck
 
 .PHONY: deps-deploy lint-deploy test-healthcheck test-dashboards loadtest up down
-deps-deploy: deps-python ## check-jsonschema + kubernetes-validate into .venv (pinned), kustomize if no kubectl
+deps-deploy: deps-python ## check-jsonschema, kubernetes-validate, hadolint into .venv (pinned); kustomize if no kubectl
 	@if [ "$$(cat $(DEPLOY_STAMP) 2>/dev/null)" = "$(DEPLOY_HASH)" ]; then \
 	  echo "deps-deploy: validators are up to date"; \
 	else \
-	  echo "deps-deploy: installing check-jsonschema, kubernetes-validate (pinned by $(DEPLOY_TOOLS))"; \
+	  echo "deps-deploy: installing check-jsonschema, kubernetes-validate, hadolint (pinned by $(DEPLOY_TOOLS))"; \
 	  $(PY) -m pip install --quiet --disable-pip-version-check \
 	    -c $(GW)/requirements.lock -r $(DEPLOY_TOOLS); \
 	  echo "$(DEPLOY_HASH)" > $(DEPLOY_STAMP); \
@@ -40,15 +41,17 @@ deps-deploy: deps-python ## check-jsonschema + kubernetes-validate into .venv (p
 	  go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
 	fi
 
-lint-deploy: ## promtool config/rules/tests, dashboards, compose schema, kustomize + kubernetes-validate
+lint-deploy: ## promtool config/rules/tests, dashboards, compose schema, hadolint, kustomize + kubernetes-validate
 	@command -v promtool >/dev/null || { echo "lint-deploy: promtool missing, run make deps" >&2; exit 2; }
-	@test -x $(VENV)/bin/check-jsonschema || { echo "lint-deploy: validators missing, run make deps" >&2; exit 2; }
+	@test -x $(VENV)/bin/hadolint || { echo "lint-deploy: validators missing, run make deps" >&2; exit 2; }
 	@promtool check config --lint=all deploy/prometheus/prometheus.yml >/dev/null
 	@promtool check rules --lint=all deploy/prometheus/rules/*.yml >/dev/null
 	@promtool test rules deploy/prometheus/tests/*.yml >/dev/null
 	@echo "lint-deploy: promtool config, rules and $(words $(wildcard deploy/prometheus/tests/*.yml)) rule test files ok"
 	@$(PY) deploy/grafana/dashboards.py check
 	@$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	@$(VENV)/bin/hadolint --no-color $(DOCKERFILES)
+	@echo "lint-deploy: hadolint clean on $(DOCKERFILES)"
 	@mkdir -p $(ROOT)/.cache; set -e; for overlay in dev prod; do \
 	  if command -v kustomize >/dev/null; then kustomize build deploy/k8s/overlays/$$overlay; \
 	  else kubectl kustomize deploy/k8s/overlays/$$overlay; fi > $(ROOT)/.cache/k8s-$$overlay.yaml; \
