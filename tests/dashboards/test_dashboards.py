@@ -66,6 +66,25 @@ def panel_targets() -> list[Any]:
     return cases
 
 
+LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$")
+
+
+def variable_queries() -> list[Any]:
+    """Each query variable's label_values(selector, label) as the PromQL Grafana runs for it."""
+    cases = []
+    for path in DASHBOARDS:
+        dash = json.loads(path.read_text())
+        values = variables(dash)
+        for var in dash.get("templating", {}).get("list", []):
+            if var.get("type") != "query":
+                continue
+            m = LABEL_VALUES.match(var["query"]["query"])
+            assert m, f"{path.name}: ${var['name']}: only label_values(selector, label) is used"
+            expr = f"count by ({m.group(2)}) ({substitute(m.group(1), values)})"
+            cases.append(pytest.param(expr, id=f"{dash['uid']}/${var['name']}"))
+    return cases
+
+
 def recording_rules() -> list[Any]:
     cases = []
     for path in RULE_FILES:
@@ -119,6 +138,11 @@ def test_every_dashboard_and_rule_is_covered() -> None:
 
 @pytest.mark.parametrize("expr", panel_targets())
 def test_panel_shows_data(observed: Observed, expr: str) -> None:
+    assert_has_data(observed, expr)
+
+
+@pytest.mark.parametrize("expr", variable_queries())
+def test_variable_has_options(observed: Observed, expr: str) -> None:
     assert_has_data(observed, expr)
 
 
