@@ -74,7 +74,7 @@ def panel(
 
 def ratio(selector: str, bad: str, by: str) -> str:
     """Share of requests whose status matches `bad`, 0 (not "no data") when none does."""
-    grp = f"sum by ({by}) " if by else "sum "
+    grp = f"sum by ({by}) " if by else "sum"
     num = f'{grp}(rate({REQ}_count{{{selector}, http_response_status_code=~"{bad}"}}[{RI}]))'
     den = f"{grp}(rate({REQ}_count{{{selector}}}[{RI}]))"
     return f"({num} or {den} * 0) / {den}"
@@ -224,7 +224,7 @@ def service_health() -> tuple[str, str, list[Panel], list[dict[str, Any]]]:
             "timeseries", "Responses/s by status class", "reqps",
             [(
                 f'sum by (class) (label_replace(rate({REQ}_count{{{sel}}}[{RI}]), '
-                f'"class", "${{1}}xx", "http_response_status_code", "(.)..")) ',
+                f'"class", "${{1}}xx", "http_response_status_code", "(.).."))',
                 "{{class}}",
             )],
             description="4xx are the client's (422 invalid, 409 no stock); 5xx are ours.",
