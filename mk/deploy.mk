@@ -2,6 +2,7 @@
 # install, offline lint of every manifest, the dashboard proof, Locust and `make up`.
 DEPS_TARGETS += deps-deploy
 LINT_TARGETS += lint-deploy
+FMT_TARGETS += fmt-deploy
 UNIT_TARGETS += test-healthcheck
 E2E_TARGETS += test-dashboards
 
@@ -26,7 +27,7 @@ DEPLOY_PY := deploy/grafana/dashboards.py tests/dashboards load-tests
 K8S_VERSIONS := 1.29.0 1.37.0
 HEALTHCHECK_DIR := deploy/docker/healthcheck
 
-.PHONY: deps-deploy lint-deploy test-healthcheck test-dashboards loadtest up down
+.PHONY: deps-deploy lint-deploy fmt-deploy test-healthcheck test-dashboards loadtest up down
 deps-deploy: deps-python ## check-jsonschema, kubernetes-validate, hadolint into .venv (pinned); kustomize if no kubectl
 	@if [ "$$(cat $(DEPLOY_STAMP) 2>/dev/null)" = "$(DEPLOY_HASH)" ]; then \
 	  echo "deps-deploy: validators are up to date"; \
@@ -65,6 +66,12 @@ lint-deploy: ## promtool config/rules/tests, dashboards, compose schema, hadolin
 	@$(VENV)/bin/ruff check $(RUFF_CFG) $(DEPLOY_PY)
 	@$(VENV)/bin/ruff format $(RUFF_CFG) --check $(DEPLOY_PY)
 	@echo "lint-deploy: ok"
+
+fmt-deploy: ## ruff format the deploy Python, gofmt the healthcheck, regenerate the dashboards
+	@$(VENV)/bin/ruff check $(RUFF_CFG) --fix --quiet $(DEPLOY_PY) || true
+	@$(VENV)/bin/ruff format $(RUFF_CFG) $(DEPLOY_PY)
+	@cd $(HEALTHCHECK_DIR) && gofmt -w .
+	@$(PY) deploy/grafana/dashboards.py generate
 
 test-healthcheck: ## the container healthcheck binary against real listeners
 	@cd $(HEALTHCHECK_DIR) && go test -count=1 ./...
