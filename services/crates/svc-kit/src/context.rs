@@ -11,6 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use svc_client::TraceParent;
+
 use crate::Kit;
 use crate::error::ApiError;
 
@@ -30,8 +32,8 @@ pub struct RequestContext {
     pub trace_id: Arc<str>,
     /// This service's span id, 16 lowercase hex digits.
     pub span_id: Arc<str>,
-    /// Trace flags (2 hex digits), kept from the caller.
-    pub flags: [u8; 2],
+    /// Trace flags, kept from the caller.
+    pub flags: u8,
     /// When the caller's budget runs out.
     pub deadline: Option<Instant>,
 }
@@ -56,27 +58,22 @@ impl RequestContext {
             .filter(|v| valid_request_id(v))
             .map(Arc::from)
             .unwrap_or_else(|| Arc::from(new_request_id()));
-        let (trace_id, flags) = match headers
-            .get(TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_traceparent)
-        {
-            Some((trace, flags)) => (Arc::from(trace), flags),
-            None => (Arc::from(hex(&rand::random::<[u8; 16]>())), *b"01"),
-        };
+        // svc-client's parser, so incoming and outgoing trace context follow one reading
+        // of the W3C rules.
+        let trace =
+            TraceParent::continue_or_new(headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()));
         Self {
             request_id,
-            trace_id,
-            span_id: Arc::from(new_span_id()),
-            flags,
+            trace_id: Arc::from(trace.trace_id_hex()),
+            span_id: Arc::from(trace.span_id_hex()),
+            flags: trace.flags,
             deadline: None,
         }
     }
 
     /// The `traceparent` to send upstream: same trace, this service's span as parent.
     pub fn traceparent(&self) -> String {
-        let flags = std::str::from_utf8(&self.flags).unwrap_or("01");
-        format!("00-{}-{}-{}", self.trace_id, self.span_id, flags)
+        format!("00-{}-{}-{:02x}", self.trace_id, self.span_id, self.flags)
     }
 
     /// Budget left before the deadline (`None` when the caller set none).
@@ -141,15 +138,6 @@ pub fn new_request_id() -> String {
     hex(&b)
 }
 
-fn new_span_id() -> String {
-    loop {
-        let b = rand::random::<[u8; 8]>();
-        if b != [0; 8] {
-            return hex(&b);
-        }
-    }
-}
-
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -158,32 +146,6 @@ fn hex(bytes: &[u8]) -> String {
         s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
-}
-
-/// Parses a W3C `traceparent`; returns the trace id and flags of a valid one.
-pub fn parse_traceparent(v: &str) -> Option<(String, [u8; 2])> {
-    let parts: Vec<&str> = v.trim().split('-').collect();
-    let lower_hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    if parts.len() < 4 || !lower_hex(parts[0], 2) || parts[0] == "ff" {
-        return None;
-    }
-    // Version 00 has exactly four fields; later versions may append more.
-    if parts[0] == "00" && parts.len() != 4 {
-        return None;
-    }
-    let (trace, parent, flags) = (parts[1], parts[2], parts[3]);
-    if !lower_hex(trace, 32) || !lower_hex(parent, 16) || !lower_hex(flags, 2) {
-        return None;
-    }
-    if trace.bytes().all(|b| b == b'0') || parent.bytes().all(|b| b == b'0') {
-        return None;
-    }
-    let f = flags.as_bytes();
-    Some((trace.to_owned(), [f[0], f[1]]))
 }
 
 fn is_quiet(path: &str) -> bool {
@@ -298,24 +260,29 @@ fn finish(
 mod tests {
     use super::*;
 
+    fn ctx_with_traceparent(value: &str) -> RequestContext {
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACEPARENT, HeaderValue::from_str(value).expect("header"));
+        RequestContext::ids_from_headers(&headers)
+    }
+
     #[test]
     fn traceparent_is_continued_only_when_valid() {
-        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(
-            parse_traceparent(ok),
-            Some(("4bf92f3577b34da6a3ce929d0e0e4736".to_owned(), *b"01"))
-        );
+        let ok = ctx_with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+        assert_eq!(&*ok.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(&*ok.span_id, "00f067aa0ba902b7");
+        // The caller's sampling decision travels on.
+        assert!(ok.traceparent().ends_with("-00"), "{}", ok.traceparent());
         for bad in [
-            "",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         ] {
-            assert_eq!(parse_traceparent(bad), None, "{bad}");
+            let ctx = ctx_with_traceparent(bad);
+            assert_ne!(&*ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736", "{bad}");
+            assert_eq!(ctx.trace_id.len(), 32, "{bad}");
+            assert!(ctx.traceparent().ends_with("-01"), "{bad}");
         }
     }
 

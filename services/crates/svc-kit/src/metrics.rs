@@ -5,11 +5,9 @@ use std::time::Duration;
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, Registry, TextEncoder};
 
-/// Buckets of both http histograms, the same in every language (observability.md).
-pub const HTTP_BUCKETS: [f64; 17] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
-    7.5, 10.0,
-];
+/// Buckets of both http histograms, the same in every language (observability.md);
+/// defined once in svc-client, whose client histogram uses them too.
+pub use svc_client::HTTP_BUCKETS;
 
 /// A registry with the process collector (`process_resident_memory_bytes`, ...) installed.
 pub fn new_registry() -> Result<Registry, prometheus::Error> {
