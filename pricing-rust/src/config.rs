@@ -36,7 +36,9 @@ impl Config {
                     .split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
-                    .map(|u| check_http_url("INVENTORY_URLS", u))
+                    // Validated, but kept as written: the entries are the shard names the
+                    // ring hashes, and the gateway hashes them the same way (env.md).
+                    .map(|u| check_http_url("INVENTORY_URLS", u).map(|_| u.to_owned()))
                     .collect::<Result<Vec<_>, _>>()?;
                 if urls.is_empty() {
                     return Err(ConfigError::new(

@@ -52,15 +52,27 @@ impl Inventory {
         config: &UpstreamConfig,
         metrics: &ClientMetrics,
     ) -> Result<Self, svc_client::BuildError> {
+        // One breaker per shard, named apart so their gauges do not overwrite each other
+        // (env.md: `inventory`, or `inventory-<index>` with several shards).
+        let name = |i: usize| {
+            if bases.len() == 1 {
+                "inventory".to_owned()
+            } else {
+                format!("inventory-{i}")
+            }
+        };
         let shards = bases
             .iter()
-            .map(|b| Upstream::new("inventory", b, config, metrics))
+            .enumerate()
+            .map(|(i, b)| Upstream::new(&name(i), b, config, metrics))
             .collect::<Result<Vec<_>, _>>()?;
-        let ring = ShardRing::new(shards.iter().map(|u| u.base_url().to_owned()));
-        let by_base = shards
+        // The ring hashes the entries as configured, not the client's normalised URL, so
+        // pricing and the gateway agree on every product's shard.
+        let ring = ShardRing::new(bases.iter().map(|b| b.trim()));
+        let by_base = bases
             .iter()
             .enumerate()
-            .map(|(i, u)| (u.base_url().to_owned(), i))
+            .map(|(i, b)| (b.trim().to_owned(), i))
             .collect();
         Ok(Self {
             shards,
@@ -69,12 +81,17 @@ impl Inventory {
         })
     }
 
-    fn shard(&self, product_id: u64) -> Option<&Upstream> {
+    fn shard_index(&self, product_id: u64) -> Option<usize> {
         if self.shards.len() == 1 {
-            return self.shards.first();
+            return Some(0);
         }
-        let base = self.ring.shard_for_product(product_id)?;
-        self.by_base.get(base).and_then(|&i| self.shards.get(i))
+        let name = self.ring.shard_for_product(product_id)?;
+        self.by_base.get(name).copied()
+    }
+
+    fn shard(&self, product_id: u64) -> Option<&Upstream> {
+        self.shard_index(product_id)
+            .and_then(|i| self.shards.get(i))
     }
 
     /// `GET /api/inventory/{id}`; `Ok(None)` when inventory does not know the product.
@@ -106,10 +123,9 @@ impl Inventory {
         let call = call_context(ctx);
         let mut groups: Vec<(usize, Vec<u64>)> = Vec::new();
         for &id in ids {
-            let idx = match self.shard(id) {
-                Some(u) => self.by_base.get(u.base_url()).copied().unwrap_or(0),
-                None => return Err(ApiError::internal("no inventory shard configured")),
-            };
+            let idx = self
+                .shard_index(id)
+                .ok_or_else(|| ApiError::internal("no inventory shard configured"))?;
             match groups.iter_mut().find(|(i, _)| *i == idx) {
                 Some((_, g)) => g.push(id),
                 None => groups.push((idx, vec![id])),

@@ -286,19 +286,33 @@ async fn nothing_listening_answers_503_and_opens_the_breaker() {
 async fn shards_are_asked_only_for_their_own_products() {
     let (a, seen_a) = start_inventory().await;
     let (b, seen_b) = start_inventory().await;
-    let shards = format!("{a},{b}");
+    // Entries are shard names as written (env.md): trimmed, otherwise not normalised, so a
+    // trailing slash is part of the name the gateway hashes too.
+    let b_name = format!("{b}/");
+    let shards = format!("{a}, {b_name}");
     let app = pricing::app(common::memory_state_with(&[("INVENTORY_URLS", &shards)]));
-    let ring = svc_client::ShardRing::new([a.clone(), b.clone()]);
+    let ring = svc_client::ShardRing::new([a.clone(), b_name.clone()]);
     let (s, _, body) = send(app.clone(), get_req("/api/prices/123")).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let (s, _, body) = send(app.clone(), get_req("/api/prices/7")).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let ids: Vec<u64> = (1..=40).collect();
     let list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    let (s, _, body) = send(app, get_req(&format!("/api/prices?ids={list}"))).await;
+    let (s, _, body) = send(app.clone(), get_req(&format!("/api/prices?ids={list}"))).await;
     assert_eq!(s, StatusCode::OK, "{body}");
+    // One breaker per shard, each with its own gauge.
+    let metrics = send(app, get_req("/metrics")).await.2;
+    let text = metrics.as_str().unwrap_or_default();
+    for name in ["inventory-0", "inventory-1"] {
+        assert!(
+            text.contains(&format!(
+                r#"polyshop_circuit_breaker_state{{upstream="{name}"}} 0"#
+            )),
+            "{name}: {text}"
+        );
+    }
     let mut all: Vec<u64> = Vec::new();
-    for (url, seen) in [(&a, &seen_a), (&b, &seen_b)] {
+    for (url, seen) in [(&a, &seen_a), (&b_name, &seen_b)] {
         let asked = seen.asked.lock().expect("lock").clone();
         for id in &asked {
             assert_eq!(
