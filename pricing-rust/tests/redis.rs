@@ -74,11 +74,7 @@ async fn price_book_is_seeded_changed_and_survives_a_restart() {
         return;
     };
     let app = redis_app(&redis).await;
-    let mut conn = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut conn = redis.conn().await;
     let seeded: String = redis::cmd("HGET")
         .arg("polyshop:prices")
         .arg(123)
@@ -135,11 +131,7 @@ async fn a_change_on_one_replica_reaches_the_cache_of_another() {
     .await;
 
     // b serves from its cache: a write behind its back (no message) is not seen...
-    let mut conn = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut conn = redis.conn().await;
     redis::cmd("HSET")
         .arg("polyshop:prices")
         .arg(123)
@@ -280,11 +272,7 @@ async fn demand_is_exact_after_a_crash_mid_batch_and_a_restart() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let mut conn = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut conn = redis.conn().await;
     let expected = produce(&mut conn).await;
 
     let mut first = consumer(&redis, "pricing-1").await;
@@ -332,11 +320,7 @@ async fn entries_of_a_dead_consumer_are_claimed_by_another() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let mut conn = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut conn = redis.conn().await;
     let expected = produce(&mut conn).await;
     let mut dead = consumer(&redis, "pricing-dead").await;
     dead.crash_after = Some(1);
@@ -376,11 +360,7 @@ async fn calculate_price_uses_the_projection_when_demand_is_omitted() {
         return;
     };
     let app = redis_app(&redis).await;
-    let mut conn = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut conn = redis.conn().await;
     for i in 0..3 {
         xadd(
             &mut conn,

@@ -163,6 +163,14 @@ impl RedisServer {
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).expect("client")
     }
+
+    /// A connection for a test to set up or inspect Redis behind the service's back.
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("conn")
+    }
 }
 
 impl Drop for RedisServer {
