@@ -30,12 +30,13 @@ const sweepInterval = time.Second
 
 // run starts the service and blocks until ctx ends.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	return runWith(ctx, getenv, stdout, nil)
+	return runWith(ctx, getenv, stdout, nil, time.Now)
 }
 
-// runWith is run with a hook for tests: ready, when not nil, receives the bound address
-// once the listener is open.
-func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, ready chan<- string) error {
+// runWith is run with hooks for tests: ready, when not nil, receives the bound address
+// once the listener is open; clock is this replica's clock. Only the memory store
+// decides by it: the Redis store asks Redis, so replicas never disagree on time.
+func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, ready chan<- string, clock inventory.Clock) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
@@ -66,7 +67,7 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 		}
 		store = rstore
 	} else {
-		store = memory.New(catalog, time.Now)
+		store = memory.New(catalog, clock, inventory.DefaultTiming)
 	}
 	defer store.Close()
 
@@ -124,7 +125,7 @@ func connectRedis(ctx context.Context, cfg config.Config, c inventory.Catalog, l
 	const attempts = 20
 	for i := 1; ; i++ {
 		seedCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		s, err := redis.New(seedCtx, cfg.Redis, c, time.Now)
+		s, err := redis.New(seedCtx, cfg.Redis, c, inventory.DefaultTiming)
 		cancel()
 		if err == nil || i == attempts || ctx.Err() != nil || !errors.Is(err, inventory.ErrStoreUnavailable) {
 			return s, err

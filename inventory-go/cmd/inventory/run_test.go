@@ -53,7 +53,7 @@ func TestRunServesAndDrains(t *testing.T) {
 	logs := &lockedBuffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- runWith(ctx, func(k string) string { return vars[k] }, logs, ready) }()
+	go func() { done <- runWith(ctx, func(k string) string { return vars[k] }, logs, ready, time.Now) }()
 	select {
 	case <-ready:
 	case err := <-done:

@@ -8,13 +8,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"polyshop/inventory-go/internal/inventory"
 )
 
 func benchServer(b *testing.B, be backend) (*Server, inventory.Store) {
-	store := be.newStore(b, time.Now)
+	store := be.New(b, seedCatalog(b), inventory.DefaultTiming, be.Clock(b))
 	cfg := testConfig()
 	cfg.LogLevel = "info"
 	return New(Deps{Store: store, Warehouses: seedCatalog(b).Warehouses, Config: cfg,

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"polyshop/inventory-go/internal/inventory"
 	"polyshop/inventory-go/internal/store/memory"
 	"polyshop/inventory-go/internal/storetest"
 )
@@ -88,7 +89,7 @@ func TestRouterServesOpenAPI(t *testing.T) {
 		t.Fatalf("parsed only %d paths from inventory.openapi.yaml", len(ops))
 	}
 	clock := storetest.NewClock()
-	e := &env{srv: New(Deps{Store: memory.New(seedCatalog(t), clock.Now), Warehouses: seedCatalog(t).Warehouses,
+	e := &env{srv: New(Deps{Store: memory.New(seedCatalog(t), clock.Now, inventory.DefaultTiming), Warehouses: seedCatalog(t).Warehouses,
 		Config: testConfig(), Logger: NewLogger(&syncBuffer{}, "error")})}
 	served := map[string][]string{}
 	for _, rt := range e.srv.routeTable() {

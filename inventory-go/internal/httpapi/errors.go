@@ -15,28 +15,29 @@ import (
 // codeStatus is the closed list of errors.md. Some codes belong to other services;
 // they are listed so the table equals the contract.
 var codeStatus = map[string]int{
-	"malformed_request":       http.StatusBadRequest,
-	"unauthorized":            http.StatusUnauthorized,
-	"forbidden":               http.StatusForbidden,
-	"not_found":               http.StatusNotFound,
-	"product_not_found":       http.StatusNotFound,
-	"order_not_found":         http.StatusNotFound,
-	"reservation_not_found":   http.StatusNotFound,
-	"method_not_allowed":      http.StatusMethodNotAllowed,
-	"insufficient_stock":      http.StatusConflict,
-	"idempotency_conflict":    http.StatusConflict,
-	"request_in_progress":     http.StatusConflict,
-	"reservation_expired":     http.StatusConflict,
-	"reservation_not_pending": http.StatusConflict,
-	"payload_too_large":       http.StatusRequestEntityTooLarge,
-	"unsupported_media_type":  http.StatusUnsupportedMediaType,
-	"validation_failed":       http.StatusUnprocessableEntity,
-	"rate_limited":            http.StatusTooManyRequests,
-	"internal_error":          http.StatusInternalServerError,
-	"fault_injected":          http.StatusInternalServerError,
-	"upstream_unavailable":    http.StatusServiceUnavailable,
-	"overloaded":              http.StatusServiceUnavailable,
-	"deadline_exceeded":       http.StatusServiceUnavailable,
+	"malformed_request":      http.StatusBadRequest,
+	"unauthorized":           http.StatusUnauthorized,
+	"forbidden":              http.StatusForbidden,
+	"not_found":              http.StatusNotFound,
+	"product_not_found":      http.StatusNotFound,
+	"order_not_found":        http.StatusNotFound,
+	"reservation_not_found":  http.StatusNotFound,
+	"method_not_allowed":     http.StatusMethodNotAllowed,
+	"insufficient_stock":     http.StatusConflict,
+	"idempotency_conflict":   http.StatusConflict,
+	"request_in_progress":    http.StatusConflict,
+	"reservation_expired":    http.StatusConflict,
+	"reservation_released":   http.StatusConflict,
+	"reservation_committed":  http.StatusConflict,
+	"payload_too_large":      http.StatusRequestEntityTooLarge,
+	"unsupported_media_type": http.StatusUnsupportedMediaType,
+	"validation_failed":      http.StatusUnprocessableEntity,
+	"rate_limited":           http.StatusTooManyRequests,
+	"internal_error":         http.StatusInternalServerError,
+	"fault_injected":         http.StatusInternalServerError,
+	"upstream_unavailable":   http.StatusServiceUnavailable,
+	"overloaded":             http.StatusServiceUnavailable,
+	"deadline_exceeded":      http.StatusServiceUnavailable,
 }
 
 // FieldError is one entry of details (400/422 only).
@@ -100,8 +101,10 @@ func (s *Server) toAPIError(ctx context.Context, err error) *APIError {
 		return apiErr("reservation_not_found", "no such reservation")
 	case errors.Is(err, inventory.ErrReservationExpired):
 		return apiErr("reservation_expired", "the reservation expired and its units were returned")
-	case errors.Is(err, inventory.ErrReservationNotPending):
-		return apiErr("reservation_not_pending", "the reservation is no longer pending")
+	case errors.Is(err, inventory.ErrReservationReleased):
+		return apiErr("reservation_released", "the reservation was released and its units were returned")
+	case errors.Is(err, inventory.ErrReservationCommitted):
+		return apiErr("reservation_committed", "the reservation is committed: its units are sold")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return apiErr("deadline_exceeded", "the request deadline ran out")
 	case errors.Is(err, inventory.ErrStoreUnavailable):

@@ -46,26 +46,36 @@ func toItemJSON(it inventory.Item) itemJSON {
 	}
 }
 
+// reservationJSON is the reserve answer: the hold plus what pricing needs.
 type reservationJSON struct {
 	ReservationID      string `json:"reservation_id"`
 	ProductID          int64  `json:"product_id"`
 	Quantity           int64  `json:"quantity"`
+	State              string `json:"state"`
 	ExpiresAt          string `json:"expires_at"`
 	AvailableBefore    int64  `json:"available_before"`
 	RecentDemandBefore int64  `json:"recent_demand_before"`
 }
 
-type holdStatusJSON struct {
+// holdJSON is the answer of GET, commit and release: the hold in the state it is in now.
+type holdJSON struct {
 	ReservationID string `json:"reservation_id"`
-	Status        string `json:"status"`
 	ProductID     int64  `json:"product_id"`
 	Quantity      int64  `json:"quantity"`
+	State         string `json:"state"`
 	ExpiresAt     string `json:"expires_at"`
+	// Repeated: the hold already was in the state asked for (commit/release only).
+	Repeated *bool `json:"repeated,omitempty"`
 }
 
-func toHoldStatus(res inventory.Reservation) holdStatusJSON {
-	return holdStatusJSON{ReservationID: res.ID, Status: res.Status, ProductID: res.ProductID,
-		Quantity: res.Quantity, ExpiresAt: res.ExpiresAt.UTC().Format(timeLayout)}
+func toHoldJSON(st inventory.Settlement, withRepeated bool) holdJSON {
+	res := st.Reservation
+	h := holdJSON{ReservationID: res.ID, ProductID: res.ProductID, Quantity: res.Quantity, State: res.State,
+		ExpiresAt: res.ExpiresAt.UTC().Format(timeLayout)}
+	if withRepeated {
+		h.Repeated = &st.Repeated
+	}
+	return h
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -176,7 +186,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.reservations.WithLabelValues("reserved").Inc()
 	}
 	writeJSON(w, status, reservationJSON{
-		ReservationID: res.ID, ProductID: res.ProductID, Quantity: res.Quantity,
+		ReservationID: res.ID, ProductID: res.ProductID, Quantity: res.Quantity, State: res.State,
 		ExpiresAt: res.ExpiresAt.UTC().Format(timeLayout), AvailableBefore: res.AvailableBefore,
 		RecentDemandBefore: res.RecentDemandBefore,
 	})
@@ -192,41 +202,42 @@ func reservationID(r *http.Request) (string, error) {
 	return id, nil
 }
 
+// commit sells a held hold. A repeat answers 200 again with repeated=true, so a caller
+// whose first answer was lost learns that it landed; a released or expired hold is a
+// 409 whose code names that state.
 func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
-	id, err := reservationID(r)
-	if err != nil {
-		return err
-	}
-	res, expired, err := s.store.Commit(r.Context(), id)
-	if expired {
-		s.metrics.reservations.WithLabelValues("expired").Inc()
-	}
-	if err != nil {
-		return err
-	}
-	s.metrics.reservations.WithLabelValues("committed").Inc()
-	writeJSON(w, http.StatusOK, toHoldStatus(res))
-	return nil
+	return s.settle(w, r, s.store.Commit, "committed")
 }
 
-// release is idempotent: releasing a released hold answers 200 again, because the
-// gateway retries releases and a lost reply must not turn into an error.
+// release gives a held hold's units back. It is idempotent (the gateway retries
+// releases), an expired hold answers 200 with state "expired" (its units are back, as
+// asked), and only a committed hold is a 409 (reservation_committed).
 func (s *Server) release(w http.ResponseWriter, r *http.Request) error {
+	return s.settle(w, r, s.store.Release, "released")
+}
+
+// getReservation answers a hold's state (expiring it first if its TTL has passed).
+func (s *Server) getReservation(w http.ResponseWriter, r *http.Request) error {
+	return s.settle(w, r, s.store.Lookup, "")
+}
+
+func (s *Server) settle(w http.ResponseWriter, r *http.Request,
+	op func(context.Context, string) (inventory.Settlement, error), counted string) error {
 	id, err := reservationID(r)
 	if err != nil {
 		return err
 	}
-	res, expired, err := s.store.Release(r.Context(), id)
-	if expired {
+	st, err := op(r.Context(), id)
+	if st.ExpiredNow {
 		s.metrics.reservations.WithLabelValues("expired").Inc()
 	}
 	if err != nil {
 		return err
 	}
-	if !res.Repeated {
-		s.metrics.reservations.WithLabelValues("released").Inc()
+	if counted != "" && !st.Repeated && st.Reservation.State == counted {
+		s.metrics.reservations.WithLabelValues(counted).Inc()
 	}
-	writeJSON(w, http.StatusOK, toHoldStatus(res.Reservation))
+	writeJSON(w, http.StatusOK, toHoldJSON(st, counted != ""))
 	return nil
 }
 

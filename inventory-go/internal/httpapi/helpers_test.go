@@ -4,7 +4,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,12 +13,8 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"polyshop/inventory-go/internal/config"
 	"polyshop/inventory-go/internal/inventory"
-	"polyshop/inventory-go/internal/store/memory"
-	"polyshop/inventory-go/internal/store/redis"
 	"polyshop/inventory-go/internal/storetest"
 	"polyshop/inventory-go/internal/testredis"
 )
@@ -72,37 +67,23 @@ func (b *syncBuffer) String() string {
 type env struct {
 	srv   *Server
 	store inventory.Store
-	clock *storetest.Clock
+	clock storetest.Clock
 	logs  *syncBuffer
+	// seeded brackets the store's creation on its clock; before/after bracket the last
+	// request sent with do, for checks of the times an answer carries.
+	seededLo, seededHi time.Time
+	before, after      time.Time
 }
 
-// backend makes a fresh seeded store for each call.
+// backend is a named storetest backend.
 type backend struct {
-	name     string
-	newStore func(t testing.TB, clock inventory.Clock) inventory.Store
+	name string
+	storetest.Backend
 }
 
 // backends answers the memory store and, when redis-server is there (always in CI), Redis.
 func backends(t testing.TB) []backend {
-	c := seedCatalog(t)
-	out := []backend{{"memory", func(t testing.TB, clock inventory.Clock) inventory.Store {
-		return memory.New(c, clock)
-	}}}
-	opt := testredis.Start(t)
-	out = append(out, backend{"redis", func(t testing.TB, clock inventory.Clock) inventory.Store {
-		rdb := goredis.NewClient(opt)
-		defer rdb.Close()
-		if err := rdb.FlushAll(context.Background()).Err(); err != nil {
-			t.Fatal(err)
-		}
-		s, err := redis.New(context.Background(), opt, c, clock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}})
-	return out
+	return []backend{{"memory", storetest.Memory()}, {"redis", storetest.Redis(testredis.Start(t))}}
 }
 
 func newEnv(t testing.TB, b backend, mods ...func(*config.Config)) *env {
@@ -110,11 +91,20 @@ func newEnv(t testing.TB, b backend, mods ...func(*config.Config)) *env {
 	for _, m := range mods {
 		m(&cfg)
 	}
-	clock := storetest.NewClock()
-	store := b.newStore(t, clock.Now)
+	clock := b.Clock(t)
+	lo := clock.Now()
+	store := b.New(t, seedCatalog(t), inventory.DefaultTiming, clock)
 	logs := &syncBuffer{}
 	srv := New(Deps{Store: store, Warehouses: seedCatalog(t).Warehouses, Config: cfg, Logger: NewLogger(logs, cfg.LogLevel)})
-	return &env{srv: srv, store: store, clock: clock, logs: logs}
+	return &env{srv: srv, store: store, clock: clock, logs: logs, seededLo: lo, seededHi: clock.Now()}
+}
+
+// within fails unless got lies in [lo, hi] on the store's clock.
+func within(t testing.TB, what string, got, lo, hi time.Time) {
+	t.Helper()
+	if got.Before(lo) || got.After(hi) {
+		t.Fatalf("%s = %v, want within [%v, %v]", what, got, lo, hi)
+	}
 }
 
 type response struct {
@@ -144,7 +134,13 @@ func (e *env) do(t testing.TB, method, path, body string, headers ...string) res
 func (e *env) send(t testing.TB, req *http.Request) response {
 	t.Helper()
 	rec := httptest.NewRecorder()
+	if e.clock != nil {
+		e.before = e.clock.Now()
+	}
 	e.srv.ServeHTTP(rec, req)
+	if e.clock != nil {
+		e.after = e.clock.Now()
+	}
 	res := response{status: rec.Code, header: rec.Header(), raw: rec.Body.Bytes()}
 	if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(res.raw, &res.body); err != nil {

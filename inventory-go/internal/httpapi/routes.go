@@ -25,6 +25,7 @@ func (s *Server) routeTable() []route {
 		{"POST", "/api/inventory/batch", s.handle(s.getBatch)},
 		{"GET", "/api/warehouses", s.handle(s.listWarehouses)},
 		{"POST", "/api/reservations", s.handle(s.reserve)},
+		{"GET", "/api/reservations/{id}", s.handle(s.getReservation)},
 		{"POST", "/api/reservations/{id}/commit", s.handle(s.commit)},
 		{"DELETE", "/api/reservations/{id}", s.handle(s.release)},
 		{"GET", "/api/stats", s.handle(s.stats)},

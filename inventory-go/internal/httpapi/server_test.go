@@ -20,11 +20,7 @@ import (
 	"polyshop/inventory-go/internal/testredis"
 )
 
-func memoryBackend(t testing.TB) backend {
-	return backend{"memory", func(t testing.TB, clock inventory.Clock) inventory.Store {
-		return memory.New(seedCatalog(t), clock)
-	}}
-}
+func memoryBackend(testing.TB) backend { return backend{"memory", storetest.Memory()} }
 
 func TestRequestIDAndTraceContext(t *testing.T) {
 	e := newEnv(t, memoryBackend(t))
@@ -98,10 +94,10 @@ func TestReservationCounters(t *testing.T) {
 	e.do(t, "DELETE", "/api/reservations/"+id2, "")
 	e.do(t, "DELETE", "/api/reservations/"+id2, "") // a repeat is not a second release
 	id3 := reserveID(t, e, `{"product_id":1,"quantity":1,"ttl_seconds":1}`)
-	e.clock.Advance(2 * time.Second)
+	storetest.Advance(e.clock, 2*time.Second)
 	e.do(t, "POST", "/api/reservations/"+id3+"/commit", "")
 	reserveID(t, e, `{"product_id":1,"quantity":1,"ttl_seconds":1}`)
-	e.clock.Advance(2 * time.Second)
+	storetest.Advance(e.clock, 2*time.Second)
 	n, _ := inventory.Sweep(context.Background(), e.store)
 	e.srv.CountExpired(n)
 	m := e.do(t, "GET", "/metrics", "")
@@ -121,15 +117,14 @@ func TestReservationCounters(t *testing.T) {
 
 func TestRedisDownIs503(t *testing.T) {
 	opt := testredis.Start(t)
-	clock := storetest.NewClock()
-	store, err := redis.New(context.Background(), opt, seedCatalog(t), clock.Now)
+	store, err := redis.New(context.Background(), opt, seedCatalog(t), inventory.DefaultTiming)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
 	logs := &syncBuffer{}
 	e := &env{srv: New(Deps{Store: store, Warehouses: seedCatalog(t).Warehouses, Config: testConfig(),
-		Logger: NewLogger(logs, "info")}), store: store, clock: clock, logs: logs}
+		Logger: NewLogger(logs, "info")}), store: store, logs: logs}
 	if r := e.do(t, "GET", "/ready", ""); r.status != 200 {
 		t.Fatalf("ready with Redis up: %d", r.status)
 	}
@@ -158,7 +153,7 @@ func (panicStore) Get(context.Context, int64) (inventory.Item, error) { panic("b
 func TestPanicIs500(t *testing.T) {
 	clock := storetest.NewClock()
 	logs := &syncBuffer{}
-	srv := New(Deps{Store: panicStore{memory.New(seedCatalog(t), clock.Now)}, Warehouses: seedCatalog(t).Warehouses,
+	srv := New(Deps{Store: panicStore{memory.New(seedCatalog(t), clock.Now, inventory.DefaultTiming)}, Warehouses: seedCatalog(t).Warehouses,
 		Config: testConfig(), Logger: NewLogger(logs, "info")})
 	e := &env{srv: srv, logs: logs}
 	r := e.do(t, "GET", "/api/inventory/1", "")
@@ -178,7 +173,7 @@ func TestFastAccessLineEqualsSlog(t *testing.T) {
 	for _, fast := range []bool{false, true} {
 		clock := storetest.NewClock()
 		out := &syncBuffer{}
-		d := Deps{Store: memory.New(seedCatalog(t), clock.Now), Warehouses: seedCatalog(t).Warehouses,
+		d := Deps{Store: memory.New(seedCatalog(t), clock.Now, inventory.DefaultTiming), Warehouses: seedCatalog(t).Warehouses,
 			Config: testConfig(), Logger: NewLogger(out, "info")}
 		if fast {
 			d.AccessLog = out

@@ -19,32 +19,53 @@ const (
 	MaxBatchIDs    = 100
 	MaxTTLSeconds  = 86_400
 	MaxIdemKeyLen  = 128
-	DemandWindow   = time.Hour
 	ReservationTag = "RES-"
 )
 
-// Retention is how long finished holds and idempotency keys stay readable after they
-// stop mattering: the gateway keeps its own idempotency records 24 h, so a replay of a
-// day-old order must still find its hold.
-const Retention = 24 * time.Hour
+// Timing holds the durations the stores decide by. Production uses DefaultTiming; the
+// store suite shortens them so the Redis store can be tested on Redis's real clock.
+type Timing struct {
+	// DemandWindow: reserved units count as recent demand this long (pricing's "last hour").
+	DemandWindow time.Duration
+	// Retention: how long a settled hold and its idempotency key stay readable. The
+	// gateway keeps its idempotency records 24 h, so a replay of a day-old order must
+	// still find its hold.
+	Retention time.Duration
+}
 
-// Hold states.
+// DefaultTiming is the production timing.
+var DefaultTiming = Timing{DemandWindow: time.Hour, Retention: 24 * time.Hour}
+
+// OrDefault fills unset durations from DefaultTiming.
+func (t Timing) OrDefault() Timing {
+	if t.DemandWindow <= 0 {
+		t.DemandWindow = DefaultTiming.DemandWindow
+	}
+	if t.Retention <= 0 {
+		t.Retention = DefaultTiming.Retention
+	}
+	return t
+}
+
+// Hold states, as the API names them. A hold is held until it is committed (sold),
+// released, or expired; the last three are final.
 const (
-	StatusPending   = "pending"
-	StatusCommitted = "committed"
-	StatusReleased  = "released"
-	StatusExpired   = "expired"
+	StateHeld      = "held"
+	StateCommitted = "committed"
+	StateReleased  = "released"
+	StateExpired   = "expired"
 )
 
 // Domain errors; the HTTP layer maps each to one code of errors.md.
 var (
-	ErrProductNotFound       = errors.New("product not found")
-	ErrInsufficientStock     = errors.New("insufficient stock")
-	ErrIdempotencyConflict   = errors.New("idempotency key reused with a different request")
-	ErrReservationNotFound   = errors.New("reservation not found")
-	ErrReservationExpired    = errors.New("reservation expired")
-	ErrReservationNotPending = errors.New("reservation not pending")
-	ErrStoreUnavailable      = errors.New("store unavailable")
+	ErrProductNotFound      = errors.New("product not found")
+	ErrInsufficientStock    = errors.New("insufficient stock")
+	ErrIdempotencyConflict  = errors.New("idempotency key reused with a different request")
+	ErrReservationNotFound  = errors.New("reservation not found")
+	ErrReservationExpired   = errors.New("reservation expired")
+	ErrReservationReleased  = errors.New("reservation released")
+	ErrReservationCommitted = errors.New("reservation committed")
+	ErrStoreUnavailable     = errors.New("store unavailable")
 )
 
 // InsufficientStockError carries how many units were free, for the client message.
@@ -74,7 +95,7 @@ type Reservation struct {
 	ID                 string
 	ProductID          int64
 	Quantity           int64
-	Status             string
+	State              string
 	ExpiresAt          time.Time
 	AvailableBefore    int64
 	RecentDemandBefore int64
@@ -91,10 +112,16 @@ type ReserveRequest struct {
 	Fingerprint string
 }
 
-// ReleaseResult says whether a release changed anything (false for a repeated release).
-type ReleaseResult struct {
+// Settlement is what a commit, release or lookup found: the hold in the state it is in
+// now, and what this call did to it. The state is always the truth, so a caller whose
+// earlier answer was lost never has to guess whether that call landed.
+type Settlement struct {
 	Reservation Reservation
-	Repeated    bool
+	// Repeated: the hold was already in the state the call asked for (a retry).
+	Repeated bool
+	// ExpiredNow: this call found the hold past its TTL and expired it itself (the
+	// sweeper had not got to it yet).
+	ExpiredNow bool
 }
 
 // WarehouseStock aggregates the products of one warehouse.
@@ -106,18 +133,26 @@ type WarehouseStock struct {
 }
 
 // Store keeps stock and holds. Every method is atomic: with Redis one Lua script, in
-// memory one mutex. now is always taken from the store's clock, so tests can move it.
+// memory one mutex. Every time decision uses the store's one clock: Redis's own TIME,
+// or the clock the memory store was given.
 type Store interface {
 	Get(ctx context.Context, productID int64) (Item, error)
 	// GetMany answers the items found, in request order, and the ids not found.
 	GetMany(ctx context.Context, productIDs []int64) ([]Item, []int64, error)
 	Warehouses(ctx context.Context) ([]WarehouseStock, error)
-	// Reserve answers replayed=true when the idempotency key matched an earlier hold.
+	// Reserve answers replayed=true when the idempotency key matched an earlier hold; the
+	// reservation then carries that hold's current state.
 	Reserve(ctx context.Context, req ReserveRequest) (res Reservation, replayed bool, err error)
-	// Commit and Release answer expired=true when they found the hold past its TTL and
-	// returned its units themselves (the sweeper had not got to it yet).
-	Commit(ctx context.Context, id string) (res Reservation, expired bool, err error)
-	Release(ctx context.Context, id string) (res ReleaseResult, expired bool, err error)
+	// Commit sells a held hold. Committing a committed hold repeats the answer; a
+	// released or expired one is ErrReservationReleased / ErrReservationExpired, with the
+	// settlement still describing the hold.
+	Commit(ctx context.Context, id string) (Settlement, error)
+	// Release gives a held hold's units back. A released or expired hold answers its
+	// state without error (its units are back either way); a committed one is
+	// ErrReservationCommitted.
+	Release(ctx context.Context, id string) (Settlement, error)
+	// Lookup answers a hold's state, expiring it first if its TTL has passed.
+	Lookup(ctx context.Context, id string) (Settlement, error)
 	// Restock sets the free (unheld) stock of a product.
 	Restock(ctx context.Context, productID, available int64) (Item, error)
 	// SweepExpired returns the units of at most limit holds whose TTL has passed and
@@ -127,7 +162,8 @@ type Store interface {
 	Close() error
 }
 
-// Clock is the time source of a store; tests pass a fake one.
+// Clock is the time source of the memory store; tests pass a fake one. (The Redis store
+// has no Clock: it asks Redis, so replicas can never disagree.)
 type Clock func() time.Time
 
 // NewReservationID answers "RES-" and 24 random hex digits (96 bits: collisions are
@@ -151,4 +187,22 @@ func ValidReservationID(s string) bool {
 		}
 	}
 	return true
+}
+
+// TransitionError is the answer to moving a hold found in state found (after any
+// expiry) to target, StateCommitted or StateReleased; "" is a lookup and never fails.
+// Both stores use it, so their answers cannot drift apart.
+func TransitionError(target, found string) error {
+	switch {
+	case target == "" || found == StateHeld || found == target:
+		return nil
+	case target == StateCommitted && found == StateExpired:
+		return ErrReservationExpired
+	case target == StateCommitted:
+		return ErrReservationReleased
+	case found == StateExpired:
+		return nil // a release of an expired hold: its units are back, as asked
+	default:
+		return ErrReservationCommitted
+	}
 }

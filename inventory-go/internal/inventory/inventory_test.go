@@ -82,7 +82,7 @@ func TestReservationIDs(t *testing.T) {
 // it waits for the effect, bounded, and asserts no timing.
 func TestRunSweeperReturnsUnits(t *testing.T) {
 	clock := storetest.NewClock()
-	s := memory.New(storetest.Catalog(), clock.Now)
+	s := memory.New(storetest.Catalog(), clock.Now, inventory.DefaultTiming)
 	for range 3 {
 		if _, _, err := s.Reserve(context.Background(), inventory.ReserveRequest{ProductID: 1, Quantity: 2, TTL: time.Second}); err != nil {
 			t.Fatal(err)

@@ -87,3 +87,34 @@ func waitReady(opt *goredis.Options, exited <-chan struct{}) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Clock reads Redis's own clock (TIME), the one the Redis store decides by. A test
+// cannot move it, so AdvanceTo waits for it; nothing here reads the machine's clock.
+type Clock struct{ rdb *goredis.Client }
+
+// NewClock answers the clock of the server opt points at; the client closes with t.
+func NewClock(t testing.TB, opt *goredis.Options) *Clock {
+	c := &Clock{rdb: goredis.NewClient(opt)}
+	t.Cleanup(func() { _ = c.rdb.Close() })
+	return c
+}
+
+// Now answers Redis's TIME, truncated to the millisecond as the store's scripts do.
+func (c *Clock) Now() time.Time {
+	ts, err := c.rdb.Time(context.Background()).Result()
+	if err != nil {
+		panic(fmt.Sprintf("redis TIME: %v", err)) // the server is gone: the test cannot go on
+	}
+	return time.UnixMilli(ts.UnixMilli()).UTC()
+}
+
+// AdvanceTo returns once Redis's clock has reached t.
+func (c *Clock) AdvanceTo(t time.Time) {
+	for {
+		left := t.Sub(c.Now())
+		if left <= 0 {
+			return
+		}
+		time.Sleep(min(left, 50*time.Millisecond))
+	}
+}

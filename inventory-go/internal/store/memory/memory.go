@@ -47,7 +47,8 @@ func (q *expiryQueue) Pop() any {
 
 // Store is the in-memory store.
 type Store struct {
-	now inventory.Clock
+	now    inventory.Clock
+	timing inventory.Timing
 
 	mu         sync.Mutex
 	products   map[int64]*product
@@ -55,13 +56,15 @@ type Store struct {
 	holds      map[string]*hold
 	idem       map[string]*hold
 	expiry     expiryQueue
-	finished   []*hold // settled holds in settle order, dropped after inventory.Retention
+	finished   []*hold // settled holds in settle order, dropped after timing.Retention
 }
 
-// New seeds a store from the catalog.
-func New(c inventory.Catalog, now inventory.Clock) *Store {
+// New seeds a store from the catalog; now is its clock, and zero timing fields take
+// inventory.DefaultTiming.
+func New(c inventory.Catalog, now inventory.Clock, timing inventory.Timing) *Store {
 	s := &Store{
 		now:      now,
+		timing:   timing.OrDefault(),
 		products: make(map[int64]*product, len(c.Products)),
 		holds:    make(map[string]*hold),
 		idem:     make(map[string]*hold),
@@ -79,8 +82,8 @@ func New(c inventory.Catalog, now inventory.Clock) *Store {
 }
 
 // pruneDemand drops reserved events that left the window; the caller holds mu.
-func pruneDemand(p *product, nowMs int64) {
-	cutoff := nowMs - inventory.DemandWindow.Milliseconds()
+func (s *Store) pruneDemand(p *product, nowMs int64) {
+	cutoff := nowMs - s.timing.DemandWindow.Milliseconds()
 	i := 0
 	for i < len(p.demand) && p.demand[i].atMs <= cutoff {
 		p.item.RecentDemand -= p.demand[i].qty
@@ -101,7 +104,7 @@ func (s *Store) Get(ctx context.Context, productID int64) (inventory.Item, error
 	if !ok {
 		return inventory.Item{}, inventory.ErrProductNotFound
 	}
-	pruneDemand(p, s.now().UnixMilli())
+	s.pruneDemand(p, s.now().UnixMilli())
 	return p.item, nil
 }
 
@@ -120,7 +123,7 @@ func (s *Store) GetMany(ctx context.Context, ids []int64) ([]inventory.Item, []i
 			missing = append(missing, id)
 			continue
 		}
-		pruneDemand(p, nowMs)
+		s.pruneDemand(p, nowMs)
 		items = append(items, p.item)
 	}
 	return items, missing, nil
@@ -161,6 +164,7 @@ func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inve
 			if h.fingerprint != req.Fingerprint {
 				return inventory.Reservation{}, false, inventory.ErrIdempotencyConflict
 			}
+			s.expireIfDue(h, now)
 			return h.res, true, nil
 		}
 	}
@@ -169,7 +173,7 @@ func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inve
 		return inventory.Reservation{}, false, inventory.ErrProductNotFound
 	}
 	nowMs := now.UnixMilli()
-	pruneDemand(p, nowMs)
+	s.pruneDemand(p, nowMs)
 	if p.item.Available < req.Quantity {
 		return inventory.Reservation{}, false, &inventory.InsufficientStockError{ProductID: req.ProductID, Available: p.item.Available}
 	}
@@ -179,7 +183,7 @@ func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inve
 	}
 	h := &hold{
 		res: inventory.Reservation{
-			ID: id, ProductID: req.ProductID, Quantity: req.Quantity, Status: inventory.StatusPending,
+			ID: id, ProductID: req.ProductID, Quantity: req.Quantity, State: inventory.StateHeld,
 			ExpiresAt:       time.UnixMilli(nowMs + req.TTL.Milliseconds()).UTC(),
 			AvailableBefore: p.item.Available, RecentDemandBefore: p.item.RecentDemand,
 		},
@@ -198,28 +202,28 @@ func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inve
 	return h.res, false, nil
 }
 
-// settle moves a pending hold to a final status; the caller holds mu. Units go back
-// to free stock unless the hold was committed (sold).
-func (s *Store) settle(h *hold, status string, now time.Time) {
+// settle moves a held hold to a final state; the caller holds mu. Units go back to
+// free stock unless the hold was committed (sold).
+func (s *Store) settle(h *hold, state string, now time.Time) {
 	p := s.products[h.res.ProductID]
 	p.item.Reserved -= h.res.Quantity
-	if status == inventory.StatusCommitted {
+	if state == inventory.StateCommitted {
 		p.item.Sold += h.res.Quantity
 	} else {
 		p.item.Available += h.res.Quantity
 	}
 	p.item.LastUpdated = now
-	h.res.Status = status
+	h.res.State = state
 	h.finishedAt = now
 	s.finished = append(s.finished, h)
-	// The heap entry stays until it surfaces; SweepExpired skips non-pending holds.
+	// The heap entry stays until it surfaces; SweepExpired skips holds no longer held.
 }
 
 // dropFinished forgets holds settled more than Retention ago, so memory stays bounded
 // under load; the caller holds mu.
 func (s *Store) dropFinished(now time.Time) {
 	i := 0
-	for i < len(s.finished) && now.Sub(s.finished[i].finishedAt) > inventory.Retention {
+	for i < len(s.finished) && now.Sub(s.finished[i].finishedAt) > s.timing.Retention {
 		h := s.finished[i]
 		delete(s.holds, h.res.ID)
 		if h.idemKey != "" && s.idem[h.idemKey] == h {
@@ -233,52 +237,60 @@ func (s *Store) dropFinished(now time.Time) {
 	}
 }
 
-func (s *Store) Commit(ctx context.Context, id string) (inventory.Reservation, bool, error) {
-	if err := ctx.Err(); err != nil {
-		return inventory.Reservation{}, false, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// findHold answers the hold id names, forgetting first whatever left retention;
+// the caller holds mu.
+func (s *Store) findHold(id string, now time.Time) (*hold, error) {
+	s.dropFinished(now)
 	h, ok := s.holds[id]
 	if !ok {
-		return inventory.Reservation{}, false, inventory.ErrReservationNotFound
+		return nil, inventory.ErrReservationNotFound
 	}
-	if h.res.Status != inventory.StatusPending {
-		return h.res, false, inventory.ErrReservationNotPending
-	}
-	now := s.now().UTC()
-	if !now.Before(h.res.ExpiresAt) {
-		s.settle(h, inventory.StatusExpired, now)
-		return h.res, true, inventory.ErrReservationExpired
-	}
-	s.settle(h, inventory.StatusCommitted, now)
-	return h.res, false, nil
+	return h, nil
 }
 
-func (s *Store) Release(ctx context.Context, id string) (inventory.ReleaseResult, bool, error) {
+// expireIfDue settles a held hold whose TTL has passed; the caller holds mu.
+func (s *Store) expireIfDue(h *hold, now time.Time) bool {
+	if h.res.State != inventory.StateHeld || now.Before(h.res.ExpiresAt) {
+		return false
+	}
+	s.settle(h, inventory.StateExpired, now)
+	return true
+}
+
+func (s *Store) Commit(ctx context.Context, id string) (inventory.Settlement, error) {
+	return s.transition(ctx, id, inventory.StateCommitted)
+}
+
+func (s *Store) Release(ctx context.Context, id string) (inventory.Settlement, error) {
+	return s.transition(ctx, id, inventory.StateReleased)
+}
+
+func (s *Store) Lookup(ctx context.Context, id string) (inventory.Settlement, error) {
+	return s.transition(ctx, id, "")
+}
+
+// transition moves a held hold to target (committed or released; "" only looks), with
+// the same answers as the Redis scripts: see inventory.Store.
+func (s *Store) transition(ctx context.Context, id, target string) (inventory.Settlement, error) {
 	if err := ctx.Err(); err != nil {
-		return inventory.ReleaseResult{}, false, err
+		return inventory.Settlement{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h, ok := s.holds[id]
-	if !ok {
-		return inventory.ReleaseResult{}, false, inventory.ErrReservationNotFound
-	}
-	switch h.res.Status {
-	case inventory.StatusReleased:
-		return inventory.ReleaseResult{Reservation: h.res, Repeated: true}, false, nil
-	case inventory.StatusPending:
-	default:
-		return inventory.ReleaseResult{Reservation: h.res}, false, inventory.ErrReservationNotPending
-	}
 	now := s.now().UTC()
-	if !now.Before(h.res.ExpiresAt) {
-		s.settle(h, inventory.StatusExpired, now)
-		return inventory.ReleaseResult{Reservation: h.res}, true, inventory.ErrReservationNotPending
+	h, err := s.findHold(id, now)
+	if err != nil {
+		return inventory.Settlement{}, err
 	}
-	s.settle(h, inventory.StatusReleased, now)
-	return inventory.ReleaseResult{Reservation: h.res}, false, nil
+	st := inventory.Settlement{ExpiredNow: s.expireIfDue(h, now)}
+	found := h.res.State
+	if found == inventory.StateHeld && target != "" {
+		s.settle(h, target, now)
+	} else {
+		st.Repeated = target != "" && found == target
+	}
+	st.Reservation = h.res
+	return st, inventory.TransitionError(target, found)
 }
 
 func (s *Store) Restock(ctx context.Context, productID, available int64) (inventory.Item, error) {
@@ -292,7 +304,7 @@ func (s *Store) Restock(ctx context.Context, productID, available int64) (invent
 		return inventory.Item{}, inventory.ErrProductNotFound
 	}
 	now := s.now().UTC()
-	pruneDemand(p, now.UnixMilli())
+	s.pruneDemand(p, now.UnixMilli())
 	p.item.Available = available
 	p.item.LastUpdated = now
 	return p.item, nil
@@ -309,8 +321,8 @@ func (s *Store) SweepExpired(ctx context.Context, limit int) (int, error) {
 	n := 0
 	for n < limit && len(s.expiry) > 0 && !now.Before(s.expiry[0].res.ExpiresAt) {
 		h := heap.Pop(&s.expiry).(*hold)
-		if h.res.Status == inventory.StatusPending {
-			s.settle(h, inventory.StatusExpired, now)
+		if h.res.State == inventory.StateHeld {
+			s.settle(h, inventory.StateExpired, now)
 			n++
 		}
 	}

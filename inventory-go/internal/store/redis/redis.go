@@ -1,6 +1,7 @@
 // Package redis is the Redis-backed inventory store (REDIS_URL set). Each operation is
 // one Lua script from scripts.go run with EVALSHA (go-redis reloads it on NOSCRIPT),
-// so replicas share stock safely and every change lands in inventory.events.
+// so replicas share stock safely and every change lands in inventory.events. The store
+// has no clock of its own: the scripts read Redis's TIME.
 package redis
 
 import (
@@ -26,20 +27,21 @@ const (
 // Store is the Redis store.
 type Store struct {
 	rdb        *goredis.Client
-	now        inventory.Clock
+	timing     inventory.Timing
 	warehouses []string
 	catalog    inventory.Catalog
 }
 
-// New connects and seeds the products of the catalog that Redis does not have yet.
-func New(ctx context.Context, opt *goredis.Options, c inventory.Catalog, now inventory.Clock) (*Store, error) {
+// New connects and seeds the products of the catalog that Redis does not have yet;
+// zero timing fields take inventory.DefaultTiming.
+func New(ctx context.Context, opt *goredis.Options, c inventory.Catalog, timing inventory.Timing) (*Store, error) {
 	o := *opt
 	// Retries are off: a write script whose reply was lost must not run twice (a
 	// second hold would be created); the caller gets a 503 and the gateway decides.
 	o.MaxRetries = -1
 	o.ContextTimeoutEnabled = true
 	o.DialTimeout = time.Second
-	s := &Store{rdb: goredis.NewClient(&o), now: now, catalog: c}
+	s := &Store{rdb: goredis.NewClient(&o), timing: timing.OrDefault(), catalog: c}
 	for _, w := range c.Warehouses {
 		s.warehouses = append(s.warehouses, w.ID)
 	}
@@ -53,11 +55,9 @@ func New(ctx context.Context, opt *goredis.Options, c inventory.Catalog, now inv
 // seed runs in batches so no single script blocks Redis for long.
 func (s *Store) seed(ctx context.Context, c inventory.Catalog) error {
 	const batch = 500
-	nowMs := s.now().UnixMilli()
 	for i := 0; i < len(c.Products); i += batch {
 		end := min(i+batch, len(c.Products))
-		args := make([]any, 0, 1+3*(end-i))
-		args = append(args, nowMs)
+		args := make([]any, 0, 3*(end-i))
 		for _, p := range c.Products[i:end] {
 			args = append(args, p.ID, p.Stock, p.Warehouse)
 		}
@@ -65,7 +65,7 @@ func (s *Store) seed(ctx context.Context, c inventory.Catalog) error {
 			return s.fail(ctx, fmt.Errorf("seed: %w", err))
 		}
 	}
-	if err := s.rdb.Set(ctx, seededKey, nowMs, 0).Err(); err != nil {
+	if err := s.rdb.Set(ctx, seededKey, len(c.Products), 0).Err(); err != nil {
 		return s.fail(ctx, fmt.Errorf("seed: %w", err))
 	}
 	return nil
@@ -106,7 +106,7 @@ func (s *Store) Get(ctx context.Context, productID int64) (inventory.Item, error
 
 func (s *Store) GetMany(ctx context.Context, ids []int64) ([]inventory.Item, []int64, error) {
 	args := make([]any, 0, len(ids)+1)
-	args = append(args, s.now().UnixMilli())
+	args = append(args, s.timing.DemandWindow.Milliseconds())
 	for _, id := range ids {
 		args = append(args, id)
 	}
@@ -151,7 +151,7 @@ func parseItem(r []any) (inventory.Item, error) {
 	return it, nil
 }
 
-// parseHold reads a hold_reply: code, rid, pid, qty, exp, before, dbefore, status.
+// parseHold reads a hold_reply: code, rid, pid, qty, exp, before, dbefore, state.
 func parseHold(r []any) (inventory.Reservation, error) {
 	if len(r) < 8 {
 		return inventory.Reservation{}, fmt.Errorf("unexpected hold reply %v", r)
@@ -165,7 +165,7 @@ func parseHold(r []any) (inventory.Reservation, error) {
 	exp, ok[3] = r[4].(int64)
 	res.AvailableBefore, ok[4] = r[5].(int64)
 	res.RecentDemandBefore, ok[5] = r[6].(int64)
-	res.Status, ok[6] = r[7].(string)
+	res.State, ok[6] = r[7].(string)
 	for _, good := range ok {
 		if !good {
 			return inventory.Reservation{}, fmt.Errorf("unexpected hold reply %v", r)
@@ -203,9 +203,9 @@ func (s *Store) Warehouses(ctx context.Context) ([]inventory.WarehouseStock, err
 
 func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, bool, error) {
 	for {
-		v, code, err := s.run(ctx, reserveScript, req.ProductID, req.Quantity, s.now().UnixMilli(),
-			req.TTL.Milliseconds(), inventory.NewReservationID(), req.IdempotencyKey, req.Fingerprint,
-			inventory.Retention.Milliseconds())
+		v, code, err := s.run(ctx, reserveScript, req.ProductID, req.Quantity, req.TTL.Milliseconds(),
+			inventory.NewReservationID(), req.IdempotencyKey, req.Fingerprint,
+			s.timing.Retention.Milliseconds(), s.timing.DemandWindow.Milliseconds())
 		if err != nil {
 			return inventory.Reservation{}, false, err
 		}
@@ -231,56 +231,43 @@ func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inve
 	}
 }
 
-func (s *Store) Commit(ctx context.Context, id string) (inventory.Reservation, bool, error) {
-	v, code, err := s.run(ctx, commitScript, id, s.now().UnixMilli(), inventory.Retention.Milliseconds())
-	if err != nil {
-		return inventory.Reservation{}, false, err
-	}
-	if code == "reservation_not_found" {
-		return inventory.Reservation{}, false, inventory.ErrReservationNotFound
-	}
-	res, err := parseHold(v)
-	if err != nil {
-		return inventory.Reservation{}, false, s.fail(ctx, err)
-	}
-	switch code {
-	case "committed":
-		return res, false, nil
-	case "reservation_expired":
-		return res, true, inventory.ErrReservationExpired
-	case "reservation_not_pending":
-		return res, false, inventory.ErrReservationNotPending
-	}
-	return inventory.Reservation{}, false, s.fail(ctx, fmt.Errorf("commit: unexpected reply %v", v))
+func (s *Store) Commit(ctx context.Context, id string) (inventory.Settlement, error) {
+	return s.transition(ctx, id, inventory.StateCommitted)
 }
 
-func (s *Store) Release(ctx context.Context, id string) (inventory.ReleaseResult, bool, error) {
-	v, code, err := s.run(ctx, releaseScript, id, s.now().UnixMilli(), inventory.Retention.Milliseconds())
+func (s *Store) Release(ctx context.Context, id string) (inventory.Settlement, error) {
+	return s.transition(ctx, id, inventory.StateReleased)
+}
+
+func (s *Store) Lookup(ctx context.Context, id string) (inventory.Settlement, error) {
+	return s.transition(ctx, id, "")
+}
+
+func (s *Store) transition(ctx context.Context, id, target string) (inventory.Settlement, error) {
+	v, code, err := s.run(ctx, transitionScript, id, target, s.timing.Retention.Milliseconds())
 	if err != nil {
-		return inventory.ReleaseResult{}, false, err
+		return inventory.Settlement{}, err
 	}
 	if code == "reservation_not_found" {
-		return inventory.ReleaseResult{}, false, inventory.ErrReservationNotFound
+		return inventory.Settlement{}, inventory.ErrReservationNotFound
 	}
 	res, err := parseHold(v)
 	if err != nil {
-		return inventory.ReleaseResult{}, false, s.fail(ctx, err)
+		return inventory.Settlement{}, s.fail(ctx, err)
 	}
+	st := inventory.Settlement{Reservation: res, ExpiredNow: code == "expired_now"}
 	switch code {
-	case "released":
-		return inventory.ReleaseResult{Reservation: res}, false, nil
-	case "repeated":
-		return inventory.ReleaseResult{Reservation: res, Repeated: true}, false, nil
-	case "expired_not_pending":
-		return inventory.ReleaseResult{Reservation: res}, true, inventory.ErrReservationNotPending
-	case "reservation_not_pending":
-		return inventory.ReleaseResult{Reservation: res}, false, inventory.ErrReservationNotPending
+	case "moved":
+		return st, nil
+	case "found", "expired_now":
+		st.Repeated = target != "" && res.State == target
+		return st, inventory.TransitionError(target, res.State)
 	}
-	return inventory.ReleaseResult{}, false, s.fail(ctx, fmt.Errorf("release: unexpected reply %v", v))
+	return inventory.Settlement{}, s.fail(ctx, fmt.Errorf("%s: unexpected reply %v", target, v))
 }
 
 func (s *Store) Restock(ctx context.Context, productID, available int64) (inventory.Item, error) {
-	v, err := restockScript.Run(ctx, s.rdb, nil, productID, available, s.now().UnixMilli()).Slice()
+	v, err := restockScript.Run(ctx, s.rdb, nil, productID, available, s.timing.DemandWindow.Milliseconds()).Slice()
 	if err != nil {
 		return inventory.Item{}, s.fail(ctx, err)
 	}
@@ -295,7 +282,7 @@ func (s *Store) Restock(ctx context.Context, productID, available int64) (invent
 }
 
 func (s *Store) SweepExpired(ctx context.Context, limit int) (int, error) {
-	n, err := sweepScript.Run(ctx, s.rdb, nil, s.now().UnixMilli(), limit, inventory.Retention.Milliseconds()).Int()
+	n, err := sweepScript.Run(ctx, s.rdb, nil, limit, s.timing.Retention.Milliseconds()).Int()
 	if err != nil {
 		return 0, s.fail(ctx, err)
 	}

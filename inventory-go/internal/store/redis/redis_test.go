@@ -18,9 +18,9 @@ import (
 	"polyshop/inventory-go/internal/testredis"
 )
 
-func newStore(t *testing.T, opt *goredis.Options, c inventory.Catalog, clock inventory.Clock) *redis.Store {
+func newStore(t *testing.T, opt *goredis.Options, c inventory.Catalog, timing inventory.Timing) *redis.Store {
 	t.Helper()
-	s, err := redis.New(context.Background(), opt, c, clock)
+	s, err := redis.New(context.Background(), opt, c, timing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,18 +38,13 @@ func flush(t *testing.T, opt *goredis.Options) {
 }
 
 func TestStoreSuite(t *testing.T) {
-	opt := testredis.Start(t)
-	storetest.Run(t, func(t *testing.T, c inventory.Catalog, clock inventory.Clock) inventory.Store {
-		flush(t, opt)
-		return newStore(t, opt, c, clock)
-	})
+	storetest.Run(t, storetest.Redis(testredis.Start(t)))
 }
 
 func TestRestartKeepsStock(t *testing.T) {
 	opt := testredis.Start(t)
-	clock := storetest.NewClock()
 	ctx := context.Background()
-	s := newStore(t, opt, storetest.Catalog(), clock.Now)
+	s := newStore(t, opt, storetest.Catalog(), storetest.Timing)
 	if _, _, err := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 1, Quantity: 30, TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +52,7 @@ func TestRestartKeepsStock(t *testing.T) {
 	// new catalog products appear.
 	c := storetest.Catalog()
 	c.Products = append(c.Products, inventory.Product{ID: 4, Stock: 8, Warehouse: "WH-2"})
-	s2 := newStore(t, opt, c, clock.Now)
+	s2 := newStore(t, opt, c, storetest.Timing)
 	it, err := s2.Get(ctx, 1)
 	if err != nil || it.Available != 70 || it.Reserved != 30 {
 		t.Fatalf("after restart: %+v %v, want 70 available and 30 held", it, err)
@@ -73,24 +68,25 @@ func TestRestartKeepsStock(t *testing.T) {
 
 func TestEventsStream(t *testing.T) {
 	opt := testredis.Start(t)
-	clock := storetest.NewClock()
+	clock := testredis.NewClock(t, opt)
 	ctx := context.Background()
-	s := newStore(t, opt, storetest.Catalog(), clock.Now)
+	s := newStore(t, opt, storetest.Catalog(), storetest.Timing)
 	r1, _, _ := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 1, Quantity: 2, TTL: time.Minute})
 	r2, _, _ := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 1, Quantity: 3, TTL: time.Minute})
-	r3, _, _ := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 2, Quantity: 1, TTL: time.Second})
-	if _, _, err := s.Commit(ctx, r1.ID); err != nil {
+	r3, _, _ := s.Reserve(ctx, inventory.ReserveRequest{ProductID: 2, Quantity: 1, TTL: 50 * time.Millisecond})
+	if _, err := s.Commit(ctx, r1.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Release(ctx, r2.ID); err != nil {
+	if _, err := s.Release(ctx, r2.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, _, _ = s.Release(ctx, r2.ID) // a repeated release changes nothing: no event
-	clock.Advance(time.Second)
+	_, _ = s.Release(ctx, r2.ID) // a repeated release changes nothing: no event
+	clock.AdvanceTo(r3.ExpiresAt)
 	if n, err := inventory.Sweep(ctx, s); err != nil || n != 1 {
 		t.Fatalf("sweep: %d %v", n, err)
 	}
-	if _, err := s.Restock(ctx, 3, 12); err != nil {
+	restocked, err := s.Restock(ctx, 3, 12)
+	if err != nil {
 		t.Fatal(err)
 	}
 	c := goredis.NewClient(opt)
@@ -99,15 +95,16 @@ func TestEventsStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := clock.Now().UnixMilli()
+	restockMs := itoa(restocked.LastUpdated.UnixMilli())
 	want := []map[string]any{
 		{"event_id": r1.ID + ":reserved", "type": "reserved", "product_id": "1", "quantity": "2"},
 		{"event_id": r2.ID + ":reserved", "type": "reserved", "product_id": "1", "quantity": "3"},
-		{"event_id": r3.ID + ":reserved", "type": "reserved", "product_id": "2", "quantity": "1"},
+		{"event_id": r3.ID + ":reserved", "type": "reserved", "product_id": "2", "quantity": "1",
+			"ts_ms": itoa(r3.ExpiresAt.Add(-50 * time.Millisecond).UnixMilli())},
 		{"event_id": r1.ID + ":committed", "type": "committed", "product_id": "1", "quantity": "2"},
 		{"event_id": r2.ID + ":released", "type": "released", "product_id": "1", "quantity": "3"},
-		{"event_id": r3.ID + ":expired", "type": "expired", "product_id": "2", "quantity": "1", "ts_ms": itoa(ms)},
-		{"event_id": "restock:3:" + itoa(ms), "type": "restocked", "product_id": "3", "quantity": "12", "ts_ms": itoa(ms)},
+		{"event_id": r3.ID + ":expired", "type": "expired", "product_id": "2", "quantity": "1"},
+		{"event_id": "restock:3:" + restockMs, "type": "restocked", "product_id": "3", "quantity": "12", "ts_ms": restockMs},
 	}
 	if len(msgs) != len(want) {
 		t.Fatalf("%d events, want %d: %+v", len(msgs), len(want), msgs)
@@ -122,15 +119,18 @@ func TestEventsStream(t *testing.T) {
 			t.Errorf("event %d has no ts_ms", i)
 		}
 	}
+	// The expiry happened on Redis's clock, at or after the hold's expiry.
+	if ts, _ := strconv.ParseInt(msgs[5].Values["ts_ms"].(string), 10, 64); ts < r3.ExpiresAt.UnixMilli() {
+		t.Errorf("expired event at %d, before the hold's expiry %d", ts, r3.ExpiresAt.UnixMilli())
+	}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestScriptFlushIsRecovered(t *testing.T) {
 	opt := testredis.Start(t)
-	clock := storetest.NewClock()
 	ctx := context.Background()
-	s := newStore(t, opt, storetest.Catalog(), clock.Now)
+	s := newStore(t, opt, storetest.Catalog(), storetest.Timing)
 	c := goredis.NewClient(opt)
 	defer c.Close()
 	if err := c.ScriptFlush(ctx).Err(); err != nil { // what a Redis restart or failover does
@@ -143,8 +143,7 @@ func TestScriptFlushIsRecovered(t *testing.T) {
 
 func TestOutageIsStoreUnavailable(t *testing.T) {
 	opt := testredis.Start(t)
-	clock := storetest.NewClock()
-	s := newStore(t, opt, storetest.Catalog(), clock.Now)
+	s := newStore(t, opt, storetest.Catalog(), storetest.Timing)
 	c := goredis.NewClient(opt)
 	_ = c.Shutdown(context.Background()).Err() // redis-server exits; the reply is lost with it
 	_ = c.Close()
@@ -160,9 +159,8 @@ func TestOutageIsStoreUnavailable(t *testing.T) {
 
 func TestDataLossIsReseeded(t *testing.T) {
 	opt := testredis.Start(t)
-	clock := storetest.NewClock()
 	ctx := context.Background()
-	s := newStore(t, opt, storetest.Catalog(), clock.Now)
+	s := newStore(t, opt, storetest.Catalog(), storetest.Timing)
 	if again, err := s.EnsureSeeded(ctx); err != nil || again {
 		t.Fatalf("EnsureSeeded on intact data: %v %v, want false", again, err)
 	}

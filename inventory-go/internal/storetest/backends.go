@@ -1,0 +1,46 @@
+// This file owns the two backends every store test runs against: the memory store on
+// a fake clock, and the Redis store on a real redis-server and Redis's own clock.
+package storetest
+
+import (
+	"context"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"polyshop/inventory-go/internal/inventory"
+	"polyshop/inventory-go/internal/store/memory"
+	"polyshop/inventory-go/internal/store/redis"
+	"polyshop/inventory-go/internal/testredis"
+)
+
+// Memory is the memory store on a fake clock the tests move.
+func Memory() Backend {
+	return Backend{
+		Clock: func(testing.TB) Clock { return NewClock() },
+		New: func(_ testing.TB, c inventory.Catalog, timing inventory.Timing, clock Clock) inventory.Store {
+			return memory.New(c, clock.Now, timing)
+		},
+	}
+}
+
+// Redis is the Redis store on the server opt points at; each New flushes it first.
+func Redis(opt *goredis.Options) Backend {
+	return Backend{
+		Clock: func(t testing.TB) Clock { return testredis.NewClock(t, opt) },
+		New: func(t testing.TB, c inventory.Catalog, timing inventory.Timing, _ Clock) inventory.Store {
+			t.Helper()
+			rdb := goredis.NewClient(opt)
+			defer rdb.Close()
+			if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := redis.New(context.Background(), opt, c, timing)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
+	}
+}
