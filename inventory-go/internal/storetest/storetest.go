@@ -300,8 +300,10 @@ func testIdempotency(t *testing.T, e env) {
 	reserve(t, s, 2, 9, time.Minute, "k2")
 }
 
-// testReplayState: a replay of a key answers the first hold as it is now, so a caller
-// whose reserve answer was lost learns what became of its hold.
+// testReplayState: a replay of a key answers the first hold as it is now while it can
+// still sell (held or committed), so a caller whose reserve answer was lost learns what
+// became of its hold. Once the hold is released or expired, the same key makes a new
+// hold: a retry of a failed attempt, never a second live hold.
 func testReplayState(t *testing.T, e env) {
 	s := e.s
 	first := reserve(t, s, 1, 4, time.Minute, "buy-1")
@@ -312,14 +314,33 @@ func testReplayState(t *testing.T, e env) {
 	if err != nil || !replayed || again.ID != first.ID || again.AvailableBefore != 100 || again.State != inventory.StateCommitted {
 		t.Fatalf("replay after commit: %+v replayed=%v err=%v", again, replayed, err)
 	}
+	wantItem(t, s, 1, 96, 0, 4) // sold once
+
 	const ttl = 100 * time.Millisecond
 	short := reserve(t, s, 1, 2, ttl, "buy-2")
 	e.clock.AdvanceTo(short.ExpiresAt)
-	again, replayed, err = s.Reserve(bg, req(1, 2, ttl, "buy-2"))
-	if err != nil || !replayed || again.ID != short.ID || again.State != inventory.StateExpired {
-		t.Fatalf("replay of an overdue hold: %+v replayed=%v err=%v, want it expired", again, replayed, err)
+	next, replayed, err := s.Reserve(bg, req(1, 2, ttl, "buy-2"))
+	if err != nil || replayed || next.ID == short.ID || next.State != inventory.StateHeld || next.AvailableBefore != 96 {
+		t.Fatalf("same key after its hold expired: %+v replayed=%v err=%v, want a new hold", next, replayed, err)
 	}
-	wantItem(t, s, 1, 96, 0, 4) // the expired hold's units are back; no second hold
+	if st, _ := s.Lookup(bg, short.ID); st.Reservation.State != inventory.StateExpired {
+		t.Fatalf("the first hold: %+v, want expired", st.Reservation)
+	}
+	wantItem(t, s, 1, 94, 2, 4) // the expired hold's units came back; one live hold
+
+	released := reserve(t, s, 2, 3, time.Minute, "buy-3")
+	if _, err := s.Release(bg, released.ID); err != nil {
+		t.Fatal(err)
+	}
+	renewed, replayed, err := s.Reserve(bg, req(2, 3, time.Minute, "buy-3"))
+	if err != nil || replayed || renewed.ID == released.ID {
+		t.Fatalf("same key after its hold was released: %+v replayed=%v err=%v", renewed, replayed, err)
+	}
+	again, replayed, err = s.Reserve(bg, req(2, 3, time.Minute, "buy-3"))
+	if err != nil || !replayed || again.ID != renewed.ID {
+		t.Fatalf("the key now answers its new hold: %+v replayed=%v err=%v", again, replayed, err)
+	}
+	wantItem(t, s, 2, 2, 3, 0)
 }
 
 func testCommit(t *testing.T, e env) {

@@ -165,7 +165,10 @@ func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inve
 				return inventory.Reservation{}, false, inventory.ErrIdempotencyConflict
 			}
 			s.expireIfDue(h, now)
-			return h.res, true, nil
+			// A released or expired hold sells nothing more: the key moves to a new hold.
+			if h.res.State == inventory.StateHeld || h.res.State == inventory.StateCommitted {
+				return h.res, true, nil
+			}
 		}
 	}
 	p, ok := s.products[req.ProductID]

@@ -133,8 +133,10 @@ return out
 `)
 
 // reserveScript: ARGV product id, qty, ttl ms, new reservation id, idempotency key
-// (” = none), fingerprint, retention ms, demand window ms. A replay answers the first
-// hold in its current state.
+// ('' = none), fingerprint, retention ms, demand window ms. A key whose hold is held or
+// committed answers that hold (a replay); once it is released or expired it can sell
+// nothing more, so the same key and body make a new hold (the caller's retry of a
+// failed attempt) and the key moves to it. Never two live holds for one key.
 var reserveScript = goredis.NewScript(prelude + `
 local pid, qty, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local rid, idem, fp = ARGV[4], ARGV[5], ARGV[6]
@@ -145,11 +147,12 @@ if idem ~= '' then
   local prev = redis.call('GET', ikey)
   if prev then
     local f = redis.call('HGET', P .. 'res:' .. prev, 'fp')
-    if f == fp then
+    if f and f ~= fp then return {'idempotency_conflict'} end
+    if f then
       expire_if_due(prev, now, retention)
-      return hold_reply('replayed', prev)
+      local st = redis.call('HGET', P .. 'res:' .. prev, 'state')
+      if st == 'held' or st == 'committed' then return hold_reply('replayed', prev) end
     end
-    if f then return {'idempotency_conflict'} end
   end
 end
 local pkey = P .. 'product:' .. pid
