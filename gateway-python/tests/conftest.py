@@ -31,19 +31,25 @@ def _err(status: int, code: str) -> web.Response:
 
 @dataclass
 class FakeInventory:
-    """Just enough inventory semantics for the saga: holds, commit, release, replays."""
+    """Inventory's hold semantics (inventory.openapi.yaml) for the saga: holds with a state,
+    a key that answers its hold while it can sell and moves to a new hold once it cannot,
+    commit and release that answer the state they found, and hooks that lose answers."""
 
     stock: dict[int, int] = field(default_factory=lambda: {123: 223, 7: 3})
     holds: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_key: dict[str, str] = field(default_factory=dict)
+    sold: dict[int, int] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     headers: list[Any] = field(default_factory=list)
     fail: dict[str, int] = field(default_factory=dict)  # action -> status to answer
     fail_times: dict[str, int] = field(default_factory=dict)  # action -> how many times
     delay_s: dict[str, float] = field(default_factory=dict)
     seq: int = 0
-    commit_error: tuple[int, str] | None = None
-    commit_lose_answer_s: float = 0.0  # commit, then answer this late (once)
+    id_prefix: str = ""  # reservation ids are unique across shards, as inventory's are
+    expire_on_commit: bool = False  # the hold runs out just before the commit arrives
+    expire_on_release: bool = False  # ... or just before the release arrives
+    # Apply the action, then answer this late (once): the answer is lost to a short timeout.
+    lose_answer_s: dict[str, float] = field(default_factory=dict)
 
     async def _maybe_fail(self, action: str) -> web.Response | None:
         if action in self.delay_s:
@@ -56,13 +62,38 @@ class FakeInventory:
             self.fail_times[action] -= 1
         return _err(self.fail[action], "upstream_unavailable")
 
+    async def _late(self, action: str) -> None:
+        delay = self.lose_answer_s.pop(action, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/reservations", self.reserve)
         app.router.add_post("/api/reservations/{id}/commit", self.commit)
         app.router.add_delete("/api/reservations/{id}", self.release)
+        app.router.add_get("/api/reservations/{id}", self.lookup)
         app.router.add_get("/api/stats", self.stats)
         return app
+
+    def _hold_json(self, rid: str, **extra: Any) -> dict[str, Any]:
+        h = self.holds[rid]
+        return {
+            "reservation_id": rid,
+            "product_id": h["product_id"],
+            "quantity": h["quantity"],
+            "state": h["state"],
+            "expires_at": "2026-11-23T10:05:00.000Z",
+            **extra,
+        }
+
+    def _settle(self, rid: str, state: str) -> None:
+        hold = self.holds[rid]
+        hold["state"] = state
+        if state == "committed":
+            self.sold[hold["product_id"]] = self.sold.get(hold["product_id"], 0) + hold["quantity"]
+        else:
+            self.stock[hold["product_id"]] += hold["quantity"]
 
     async def reserve(self, request: web.Request) -> web.Response:
         self.calls.append(("reserve", ""))
@@ -72,28 +103,22 @@ class FakeInventory:
         body = await request.json()
         pid, qty, key = body["product_id"], body["quantity"], body.get("idempotency_key")
         if key and key in self.by_key:
-            hold = self.holds[self.by_key[key]]
-            return web.json_response(hold["answer"], status=200)
+            prev = self.by_key[key]
+            if self.holds[prev]["state"] in ("held", "committed"):
+                return web.json_response(self._hold_json(prev, **self.holds[prev]["before"]))
         if pid not in self.stock:
             return _err(404, "product_not_found")
         if self.stock[pid] < qty:
             return _err(409, "insufficient_stock")
-        before = self.stock[pid]
+        before = {"available_before": self.stock[pid], "recent_demand_before": 0}
         self.stock[pid] -= qty
         self.seq += 1
-        rid = f"RES-{self.seq}"
-        answer = {
-            "reservation_id": rid,
-            "product_id": pid,
-            "quantity": qty,
-            "expires_at": "2026-11-23T10:05:00Z",
-            "available_before": before,
-            "recent_demand_before": 0,
-        }
-        self.holds[rid] = {"state": "pending", "product_id": pid, "quantity": qty, "answer": answer}
+        rid = f"RES-{self.id_prefix}{self.seq}"
+        self.holds[rid] = {"state": "held", "product_id": pid, "quantity": qty, "before": before}
         if key:
             self.by_key[key] = rid
-        return web.json_response(answer, status=201)
+        await self._late("reserve")
+        return web.json_response(self._hold_json(rid, **before), status=201)
 
     async def commit(self, request: web.Request) -> web.Response:
         rid = request.match_info["id"]
@@ -103,16 +128,17 @@ class FakeInventory:
         hold = self.holds.get(rid)
         if hold is None:
             return _err(404, "reservation_not_found")
-        if self.commit_error is not None:
-            hold["state"] = "expired"
-            return _err(*self.commit_error)
-        if hold["state"] != "pending":
-            return _err(409, "reservation_not_pending")
-        hold["state"] = "committed"
-        if self.commit_lose_answer_s:
-            delay, self.commit_lose_answer_s = self.commit_lose_answer_s, 0.0
-            await asyncio.sleep(delay)
-        return web.json_response({"reservation_id": rid, "status": "committed"})
+        if self.expire_on_commit and hold["state"] == "held":
+            self._settle(rid, "expired")
+        if hold["state"] == "expired":
+            return _err(409, "reservation_expired")
+        if hold["state"] == "released":
+            return _err(409, "reservation_released")
+        repeated = hold["state"] == "committed"
+        if not repeated:
+            self._settle(rid, "committed")
+        await self._late("commit")
+        return web.json_response(self._hold_json(rid, repeated=repeated))
 
     async def release(self, request: web.Request) -> web.Response:
         rid = request.match_info["id"]
@@ -122,11 +148,23 @@ class FakeInventory:
         hold = self.holds.get(rid)
         if hold is None:
             return _err(404, "reservation_not_found")
-        if hold["state"] != "pending":
-            return _err(409, "reservation_not_pending")
-        hold["state"] = "released"
-        self.stock[hold["product_id"]] += hold["quantity"]
-        return web.json_response({"reservation_id": rid, "status": "released"})
+        if self.expire_on_release and hold["state"] == "held":
+            self._settle(rid, "expired")
+        if hold["state"] == "committed":
+            return _err(409, "reservation_committed")
+        repeated = hold["state"] == "released"
+        if hold["state"] == "held":
+            self._settle(rid, "released")
+        return web.json_response(self._hold_json(rid, repeated=repeated))
+
+    async def lookup(self, request: web.Request) -> web.Response:
+        rid = request.match_info["id"]
+        self.calls.append(("lookup", rid))
+        if (resp := await self._maybe_fail("lookup")) is not None:
+            return resp
+        if rid not in self.holds:
+            return _err(404, "reservation_not_found")
+        return web.json_response(self._hold_json(rid))
 
     async def stats(self, _: web.Request) -> web.Response:
         return web.json_response(
@@ -141,6 +179,14 @@ class FakeInventory:
 
     def actions(self, action: str) -> list[str]:
         return [rid for act, rid in self.calls if act == action]
+
+    def units_conserved(self, pid: int, initial: int) -> bool:
+        held = sum(
+            h["quantity"]
+            for h in self.holds.values()
+            if h["product_id"] == pid and h["state"] == "held"
+        )
+        return self.stock[pid] + held + self.sold.get(pid, 0) == initial
 
 
 @dataclass

@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+from gateway.orders.domain import Order
+from gateway.orders.idempotency import intent_of
+
 from conftest import FakeInventory, FakePricing, Gateway, free_port
 from test_products import assert_error
 
@@ -79,15 +82,28 @@ async def test_unknown_order_is_404(gw_store: Gateway) -> None:
     assert_error(await gw_store.client.get("/api/order/424242"), 404, "order_not_found")
 
 
-# --- compensation: every failure after the reserve releases the hold ----------------------
+# --- compensation: every failure after the reserve gives the hold back ---------------------
 
 
-async def test_reserve_failure_is_503_and_nothing_to_release(
-    gw_store: Gateway, fake_inventory: FakeInventory
-) -> None:
+async def _order_of(gw: Gateway, reservation_id: str) -> Order | None:
+    order: Order | None = await gw.services.store.order_for_hold(reservation_id)
+    return order
+
+
+async def eventually(check: Any, timeout_s: float = 10.0) -> None:
+    """Waits for background work (compensation, recovery) to show; no timing asserted."""
+    end = asyncio.get_running_loop().time() + timeout_s
+    while not check():
+        if asyncio.get_running_loop().time() > end:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+async def test_reserve_failure_is_503(gw_store: Gateway, fake_inventory: FakeInventory) -> None:
     fake_inventory.fail["reserve"] = 500
     assert_error(await gw_store.client.post("/api/order", json=ORDER), 503, "upstream_unavailable")
-    assert fake_inventory.actions("release") == []
+    assert fake_inventory.actions("commit") == []
+    assert fake_inventory.stock[123] == 223
 
 
 async def test_pricing_failure_releases_the_hold(
@@ -95,10 +111,10 @@ async def test_pricing_failure_releases_the_hold(
 ) -> None:
     fake_pricing.fail["calculate"] = 500
     assert_error(await gw_store.client.post("/api/order", json=ORDER), 503, "upstream_unavailable")
-    assert fake_inventory.actions("release") == ["RES-1"]
-    assert fake_inventory.holds["RES-1"]["state"] == "released"
+    await eventually(lambda: fake_inventory.holds["RES-1"]["state"] == "released")
     assert fake_inventory.stock[123] == 223
     assert fake_inventory.actions("commit") == []
+    assert await _order_of(gw_store, "RES-1") is None  # never stored: nothing to recover
 
 
 async def test_pricing_timeout_releases_the_hold(
@@ -107,7 +123,7 @@ async def test_pricing_timeout_releases_the_hold(
     fake_pricing.delay_s["calculate"] = 0.5
     gw: Gateway = await gateway_factory(upstream_timeout_ms=100, upstream_retries=0)
     assert_error(await gw.client.post("/api/order", json=ORDER), 503, "upstream_unavailable")
-    assert fake_inventory.holds["RES-1"]["state"] == "released"
+    await eventually(lambda: fake_inventory.holds["RES-1"]["state"] == "released")
 
 
 async def test_store_failure_releases_the_hold(
@@ -116,21 +132,8 @@ async def test_store_failure_releases_the_hold(
     # A Redis that is not there: the saga reserves, prices, then cannot store the order.
     gw: Gateway = await gateway_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     assert_error(await gw.client.post("/api/order", json=ORDER), 503, "upstream_unavailable")
-    assert fake_inventory.holds["RES-1"]["state"] == "released"
+    await eventually(lambda: fake_inventory.holds["RES-1"]["state"] == "released")
     assert fake_inventory.actions("commit") == []
-
-
-async def test_lost_commit_answer_is_rechecked_not_released(
-    gateway_factory: Any, fake_inventory: FakeInventory
-) -> None:
-    gw: Gateway = await gateway_factory(upstream_timeout_ms=100)
-    fake_inventory.commit_lose_answer_s = 0.5
-    resp = await gw.client.post("/api/order", json=ORDER)
-    assert resp.status_code == 201, resp.text
-    assert resp.json()["status"] == "confirmed"
-    assert fake_inventory.actions("commit") == ["RES-1", "RES-1"]
-    assert fake_inventory.actions("release") == []
-    assert fake_inventory.holds["RES-1"]["state"] == "committed"
 
 
 async def test_commit_failure_releases_and_marks_order_failed(
@@ -138,43 +141,139 @@ async def test_commit_failure_releases_and_marks_order_failed(
 ) -> None:
     fake_inventory.fail["commit"] = 503
     assert_error(await gw_store.client.post("/api/order", json=ORDER), 503, "upstream_unavailable")
-    # One recheck (its answer may have been lost), then the hold is released.
-    assert fake_inventory.actions("commit") == ["RES-1", "RES-1"]
+    # Releasing told us the commit had not landed: the units are back, the order failed.
     assert fake_inventory.holds["RES-1"]["state"] == "released"
-    stored = await gw_store.services.store.get_order(await _last_order_id(gw_store))
-    assert stored["status"] == "failed"
-
-
-async def _last_order_id(gw: Gateway) -> int:
-    store = gw.services.store
-    if store.kind == "memory":
-        return int(next(reversed(store._orders)))
-    return int(await store.redis.get("polyshop:gateway:order_seq"))
-
-
-async def test_release_is_retried_until_it_succeeds(
-    gw_store: Gateway, fake_inventory: FakeInventory, fake_pricing: FakePricing
-) -> None:
-    fake_pricing.fail["calculate"] = 500
-    fake_inventory.fail["release"] = 503
-    fake_inventory.fail_times["release"] = 3  # inline try + its retry, then 1 background try
-    assert_error(await gw_store.client.post("/api/order", json=ORDER), 503, "upstream_unavailable")
-    for _ in range(100):
-        if fake_inventory.holds["RES-1"]["state"] == "released":
-            break
-        await asyncio.sleep(0.05)
-    assert fake_inventory.holds["RES-1"]["state"] == "released"
-    assert len(fake_inventory.actions("release")) == 4
+    assert fake_inventory.stock[123] == 223
+    order = await _order_of(gw_store, "RES-1")
+    assert order is not None and order.status == "failed"
 
 
 async def test_commit_of_expired_hold_is_409_and_order_failed(
     gw_store: Gateway, fake_inventory: FakeInventory
 ) -> None:
-    fake_inventory.commit_error = (409, "reservation_expired")
+    fake_inventory.expire_on_commit = True
     assert_error(await gw_store.client.post("/api/order", json=ORDER), 409, "reservation_expired")
-    stored = await gw_store.services.store.get_order(await _last_order_id(gw_store))
-    assert stored["status"] == "failed"
-    assert fake_inventory.actions("release") == ["RES-1"]
+    order = await _order_of(gw_store, "RES-1")
+    assert order is not None and order.status == "failed"
+    assert fake_inventory.stock[123] == 223
+
+
+# --- the findings of the order-integrity review, each a test ------------------------------
+
+
+async def test_commit_applied_answer_lost_is_confirmed(
+    gateway_factory: Any, fake_inventory: FakeInventory
+) -> None:
+    """Finding 1: the commit landed but its answer was lost. Releasing to find out answers
+    reservation_committed, so the order is confirmed, and nothing is given back."""
+    gw: Gateway = await gateway_factory(upstream_timeout_ms=100, upstream_retries=0)
+    fake_inventory.lose_answer_s["commit"] = 0.5
+    resp = await gw.client.post("/api/order", json=ORDER)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["status"] == "confirmed"
+    assert fake_inventory.holds["RES-1"]["state"] == "committed"
+    assert fake_inventory.sold == {123: 2}
+    order = await _order_of(gw, "RES-1")
+    assert order is not None and order.status == "confirmed"
+
+
+async def test_commit_answer_lost_and_inventory_gone_then_retry_sells_once(
+    gw_store: Gateway, fake_inventory: FakeInventory
+) -> None:
+    """Finding 1, second half: the commit landed, its answer was lost and inventory stayed
+    unreachable, so the order is left pending (not failed, not released). The client's
+    retry with its key finds the same committed hold: one purchase, one sale, one order."""
+    headers = {"Idempotency-Key": "lost-commit"}
+    fake_inventory.lose_answer_s["commit"] = 0.5
+    fake_inventory.fail["release"] = 503
+    first = await gw_store.client.post(
+        "/api/order", json=ORDER, headers=headers | {"X-Request-Deadline-Ms": "300"}
+    )
+    assert first.status_code == 503, first.text
+    order = await _order_of(gw_store, "RES-1")
+    assert order is not None and order.status == "pending"
+    del fake_inventory.fail["release"]
+    await gw_store.services.orders.drain()  # the first execution gives its key up
+    retry = await gw_store.client.post("/api/order", json=ORDER, headers=headers)
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["order_id"] == order.order_id
+    assert retry.json()["reservation_id"] == "RES-1"
+    assert fake_inventory.sold == {123: 2}
+    assert len(fake_inventory.holds) == 1
+    assert fake_inventory.units_conserved(123, 223)
+
+
+async def test_commit_cancelled_by_client_disconnect_still_settles(
+    gateway_factory: Any, fake_inventory: FakeInventory
+) -> None:
+    """Finding 1, cancellation: the request is cancelled while the commit is in flight; the
+    workflow goes on, confirms, and a retry of the key replays that answer."""
+    gw: Gateway = await gateway_factory()
+    fake_inventory.delay_s["commit"] = 0.3
+    headers = {"Idempotency-Key": "cancelled"}
+    request = asyncio.create_task(gw.client.post("/api/order", json=ORDER, headers=headers))
+    await eventually(lambda: fake_inventory.actions("commit") != [])
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await gw.services.orders.drain()
+    assert fake_inventory.holds["RES-1"]["state"] == "committed"
+    replay = await gw.client.post("/api/order", json=ORDER, headers=headers)
+    assert replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["status"] == "confirmed"
+
+
+async def test_expired_hold_is_never_read_as_committed(
+    gateway_factory: Any, fake_inventory: FakeInventory
+) -> None:
+    """Finding 2: the commit never arrives in time and the hold expires meanwhile. Inventory
+    names the state it found (expired), so the order fails and the units stay on sale."""
+    gw: Gateway = await gateway_factory(upstream_timeout_ms=100, upstream_retries=0)
+    fake_inventory.delay_s["commit"] = 0.3
+    fake_inventory.fail["commit"] = 503  # after the delay: it did not land
+    fake_inventory.expire_on_release = True
+    assert_error(await gw.client.post("/api/order", json=ORDER), 409, "reservation_expired")
+    order = await _order_of(gw, "RES-1")
+    assert order is not None and order.status == "failed"
+    assert fake_inventory.holds["RES-1"]["state"] == "expired"
+    assert fake_inventory.sold == {}
+    assert fake_inventory.stock[123] == 223
+
+
+async def test_reserve_applied_answer_lost_gives_the_hold_back(
+    gw_store: Gateway, fake_inventory: FakeInventory
+) -> None:
+    """Finding 3: the reserve landed but its answer came after the deadline. Replaying the
+    intent's key finds the hold, and it goes back on sale."""
+    fake_inventory.lose_answer_s["reserve"] = 0.5
+    resp = await gw_store.client.post(
+        "/api/order",
+        json={"product_id": 123, "quantity": 200},
+        headers={"X-Request-Deadline-Ms": "50"},
+    )
+    assert_error(resp, 503, "deadline_exceeded")
+    await gw_store.services.orders.drain()
+    assert fake_inventory.holds["RES-1"]["state"] == "released"
+    assert fake_inventory.stock[123] == 223
+
+
+async def test_store_calls_are_bounded_by_the_deadline(gateway_factory: Any) -> None:
+    """Finding 4: a Redis that accepts connections and never answers. Without a bound the
+    1 s socket timeout would answer upstream_unavailable; bounded, the deadline wins."""
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        gw: Gateway = await gateway_factory(redis_url=f"redis://127.0.0.1:{port}/0")
+        resp = await gw.client.post(
+            "/api/order",
+            json=ORDER,
+            headers={"Idempotency-Key": "hang", "X-Request-Deadline-Ms": "200"},
+        )
+        assert_error(resp, 503, "deadline_exceeded")
+        assert gw.services.store.redis.get_retry().get_retries() == 0
+    finally:
+        server.close()
 
 
 # --- idempotency ---------------------------------------------------------------------------
@@ -194,8 +293,8 @@ async def test_same_key_same_body_replays_the_first_answer(
     assert again.content == first.content
     assert again.headers["idempotent-replayed"] == "true"
     assert len(fake_inventory.actions("reserve")) == 1
-    # The client's key went down to inventory so a crashed gateway's retry finds the same hold.
-    assert fake_inventory.by_key == {"order-abc": "RES-1"}
+    # Inventory's key derives from the client's, so every retry of it finds the same hold.
+    assert fake_inventory.by_key == {intent_of("order-abc"): "RES-1"}
 
 
 async def test_same_key_other_body_is_409_conflict(gw_store: Gateway) -> None:
@@ -231,12 +330,15 @@ async def test_failed_execution_gives_the_key_back(
     assert (
         await gw_store.client.post("/api/order", json=ORDER, headers=headers)
     ).status_code == 503
+    await gw_store.services.orders.drain()
     del fake_pricing.fail["calculate"]
     resp = await gw_store.client.post("/api/order", json=ORDER, headers=headers)
     assert resp.status_code == 201
-    # The retry got a new hold, not the released one.
+    # The first hold was released, so the same intent key made a new one: one sale.
     assert resp.json()["reservation_id"] == "RES-2"
+    assert fake_inventory.holds["RES-1"]["state"] == "released"
     assert fake_inventory.holds["RES-2"]["state"] == "committed"
+    assert fake_inventory.sold == {123: 2}
 
 
 async def test_concurrent_same_key_makes_one_order(
@@ -259,13 +361,63 @@ async def test_replay_waiting_past_its_deadline_is_409_in_progress(
     fake_inventory.delay_s["reserve"] = 0.6
     headers = {"Idempotency-Key": "k-slow"}
     first = asyncio.create_task(gw_store.client.post("/api/order", json=ORDER, headers=headers))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: fake_inventory.actions("reserve") != [])
     second = await gw_store.client.post(
         "/api/order", json=ORDER, headers=headers | {"X-Request-Deadline-Ms": "150"}
     )
     assert_error(second, 409, "request_in_progress")
     assert (await first).status_code == 201
     assert len(fake_inventory.actions("reserve")) == 1
+
+
+# --- recovery ------------------------------------------------------------------------------
+
+
+async def test_recovery_resolves_pending_orders_from_the_hold(
+    request: pytest.FixtureRequest,
+    store_mode: str,
+    gateway_factory: Any,
+    fake_inventory: FakeInventory,
+) -> None:
+    """Orders left pending (inventory unreachable after the commit) are resolved by the
+    loop: a committed hold confirms its order, a held one is released and fails it."""
+    extra: dict[str, Any] = {}
+    if store_mode == "redis":
+        import redis
+
+        extra["redis_url"] = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(extra["redis_url"]).flushdb()
+    gw: Gateway = await gateway_factory(order_recovery_s=1, **extra)
+    fake_inventory.stock[123] = 1000
+    # Order 1: the commit lands, its answer is lost, inventory stays unreachable.
+    fake_inventory.lose_answer_s["commit"] = 0.5
+    fake_inventory.fail["release"] = 503
+    first = await gw.client.post("/api/order", json=ORDER, headers={"X-Request-Deadline-Ms": "300"})
+    assert first.status_code == 503
+    # Order 2: the commit never arrives; the hold is still held.
+    fake_inventory.fail["commit"] = 503
+    second = await gw.client.post("/api/order", json=ORDER)
+    assert second.status_code == 503
+    one, two = await _order_of(gw, "RES-1"), await _order_of(gw, "RES-2")
+    assert one is not None and one.status == "pending"
+    assert two is not None and two.status == "pending"
+    del fake_inventory.fail["release"]
+
+    async def statuses() -> tuple[str, str]:
+        a, b = await _order_of(gw, "RES-1"), await _order_of(gw, "RES-2")
+        assert a is not None and b is not None
+        return a.status, b.status
+
+    for _ in range(300):
+        if await statuses() == ("confirmed", "failed"):
+            break
+        await asyncio.sleep(0.05)
+    assert await statuses() == ("confirmed", "failed")
+    assert fake_inventory.holds["RES-2"]["state"] == "released"
+    assert fake_inventory.sold == {123: 2}
+    metrics = (await gw.client.get("/metrics")).text
+    assert 'polyshop_orders_recovered_total{status="confirmed"} 1.0' in metrics
+    assert 'polyshop_orders_recovered_total{status="failed"} 1.0' in metrics
 
 
 # --- bad input -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from gateway.api.routes.products import splice_processing_time
-from gateway.clients.base import UpstreamUnavailable
+from gateway.clients.base import UpstreamError
 
 from conftest import FakePricing, Gateway
 
@@ -54,7 +54,7 @@ async def test_bytes_are_passed_through_unparsed(gw: Gateway, fake_pricing: Fake
 def test_splice_handles_empty_and_rejects_non_objects() -> None:
     assert orjson.loads(splice_processing_time(b"{ }"))["processing_time_ms"] == 0.0
     for bad in (b"[1]", b"", b"}", b"null"):
-        with pytest.raises(UpstreamUnavailable):
+        with pytest.raises(UpstreamError):
             splice_processing_time(bad)
 
 

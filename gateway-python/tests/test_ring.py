@@ -49,7 +49,9 @@ async def test_orders_go_to_the_products_shard(
     gateway_factory: Any, fake_pricing: FakePricing
 ) -> None:
     fake_pricing.base.update({p: "10.00" for p in range(1, 41)})
-    fakes = [FakeInventory(stock={p: 100 for p in range(1, 41)}) for _ in range(2)]
+    fakes = [
+        FakeInventory(stock={p: 100 for p in range(1, 41)}, id_prefix=f"{i}-") for i in range(2)
+    ]
     servers = [TestServer(f.app(), host="127.0.0.1", port=0) for f in fakes]
     for server in servers:
         await server.start_server()

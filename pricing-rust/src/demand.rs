@@ -6,8 +6,12 @@
 //! so an event delivered twice (a replay after a crash, a claim from a dead consumer)
 //! counts once, and the projection lives in Redis, shared by every replica and exact after
 //! a restart. An entry is acknowledged only after it is applied.
+//!
+//! One clock: the window is measured on Redis's own `TIME` (inside the two scripts below),
+//! the clock inventory stamped the events with, never on this replica's.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoConsumersReply, StreamReadReply};
@@ -24,12 +28,56 @@ pub fn demand_key(product_id: u64) -> String {
     format!("polyshop:pricing:demand:{product_id}")
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// KEYS: demand sets; ARGV: window ms. The units inside the window of each set, on Redis's
+/// clock.
+static RECENT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local t = redis.call('TIME')
+local since = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local sum = 0
+  for _, m in ipairs(redis.call('ZRANGE', key, since, '+inf', 'BYSCORE')) do
+    sum = sum + (tonumber(string.match(m, '|(%d+)$')) or 0)
+  end
+  out[i] = sum
+end
+return out
+",
+    )
+});
+
+/// KEYS: the stream; ARGV: group, window ms, whether to acknowledge (1/0), the number of
+/// events n, then n (demand key, ts ms, member) triples, then the entry ids to acknowledge.
+/// Applies the events still inside the window (on Redis's clock), trims each set to the
+/// window, and acknowledges in the same atomic step, so an entry is never acknowledged
+/// without its event applied.
+static APPLY: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local t = redis.call('TIME')
+local window = tonumber(ARGV[2])
+local since = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - window
+local n = tonumber(ARGV[4])
+for i = 0, n - 1 do
+  local key, ts, member = ARGV[5 + 3 * i], tonumber(ARGV[6 + 3 * i]), ARGV[7 + 3 * i]
+  if ts >= since then
+    redis.call('ZADD', key, ts, member)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. since)
+    redis.call('PEXPIRE', key, window)
+  end
+end
+if ARGV[3] == '1' then
+  local first = 5 + 3 * n
+  if first <= #ARGV then
+    redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, first, #ARGV))
+  end
+end
+return n
+",
+    )
+});
 
 /// Reads the projection (`None` connection = memory mode: demand is 0).
 #[derive(Clone)]
@@ -67,25 +115,12 @@ impl DemandReader {
             return Ok(Vec::new());
         }
         let mut c = conn.clone();
-        let since = now_ms().saturating_sub(WINDOW_MS);
-        let mut pipe = redis::pipe();
+        let mut call = RECENT.prepare_invoke();
         for id in product_ids {
-            pipe.cmd("ZRANGE")
-                .arg(demand_key(*id))
-                .arg(since)
-                .arg("+inf")
-                .arg("BYSCORE");
+            call.key(demand_key(*id));
         }
-        let sets: Vec<Vec<String>> = pipe.query_async(&mut c).await?;
-        Ok(sets.iter().map(|members| units(members)).collect())
+        call.arg(WINDOW_MS).invoke_async(&mut c).await
     }
-}
-
-fn units(members: &[String]) -> u64 {
-    members
-        .iter()
-        .filter_map(|m| m.rsplit_once('|').and_then(|(_, q)| q.parse::<u64>().ok()))
-        .fold(0u64, u64::saturating_add)
 }
 
 /// A failed round of the consumer.
@@ -231,51 +266,39 @@ impl Consumer {
         if entries.is_empty() {
             return Ok(0);
         }
-        let since = now_ms().saturating_sub(WINDOW_MS);
         let upto = self
             .crash_after
             .map_or(entries.len(), |n| n.min(entries.len()));
-        // One round trip per batch. Redis runs a pipeline in order, so the XACK at its end
-        // never lands before the ZADDs it acknowledges.
-        let mut pipe = redis::pipe();
-        let mut queued = 0;
-        for entry in &entries[..upto] {
-            let Some(ev) = Reserved::from_entry(entry) else {
-                continue;
-            };
-            if ev.ts_ms < since {
-                continue;
-            }
-            let key = demand_key(ev.product_id);
-            queued += 1;
-            pipe.cmd("ZADD")
-                .arg(&key)
-                .arg(ev.ts_ms)
-                .arg(format!("{}|{}", ev.event_id, ev.quantity))
-                .ignore()
-                // Keep the set to the window; it expires an hour after its last event.
-                .cmd("ZREMRANGEBYSCORE")
-                .arg(&key)
-                .arg("-inf")
-                .arg(format!("({since}"))
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(&key)
-                .arg(WINDOW_MS)
-                .ignore();
-        }
-        if upto < entries.len() {
-            if queued > 0 {
-                pipe.query_async::<()>(&mut self.conn).await?;
-            }
+        let events: Vec<Reserved> = entries[..upto]
+            .iter()
+            .filter_map(Reserved::from_entry)
+            .collect();
+        let crashed = upto < entries.len();
+        if crashed && events.is_empty() {
             return Err(ConsumeError::Crash(upto));
         }
-        let ack = pipe.cmd("XACK").arg(STREAM).arg(GROUP);
-        for e in entries {
-            ack.arg(&e.id);
+        // One round trip per batch, and one atomic step: the acknowledgement can never land
+        // without the events it acknowledges.
+        let mut call = APPLY.prepare_invoke();
+        call.key(STREAM)
+            .arg(GROUP)
+            .arg(WINDOW_MS)
+            .arg(if crashed { "0" } else { "1" })
+            .arg(events.len());
+        for ev in &events {
+            call.arg(demand_key(ev.product_id))
+                .arg(ev.ts_ms)
+                .arg(format!("{}|{}", ev.event_id, ev.quantity));
         }
-        ack.ignore();
-        pipe.query_async::<()>(&mut self.conn).await?;
+        if !crashed {
+            for e in entries {
+                call.arg(&e.id);
+            }
+        }
+        call.invoke_async::<()>(&mut self.conn).await?;
+        if crashed {
+            return Err(ConsumeError::Crash(upto));
+        }
         Ok(entries.len())
     }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,11 +13,11 @@ use common::{RedisServer, config, post_json, send};
 use pricing::demand::{Consumer, DemandReader, GROUP, STREAM};
 use serde_json::Value;
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// Redis's clock in ms: the one the projection's window is measured on (inventory stamps
+/// its events with it too), so no test compares two clocks.
+async fn redis_now_ms(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.expect("TIME");
+    secs * 1000 + micros / 1000
 }
 
 async fn redis_state(redis: &RedisServer) -> pricing::AppState {
@@ -237,7 +237,7 @@ async fn pending(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
 /// 7 reserved events for product 5 (one written twice), units 1+2+...+7 = 28, plus events
 /// that must not count: other types, another product, one older than the hour.
 async fn produce(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let now = now_ms();
+    let now = redis_now_ms(conn).await;
     for i in 1..=7u64 {
         xadd(
             conn,
@@ -361,6 +361,7 @@ async fn calculate_price_uses_the_projection_when_demand_is_omitted() {
     };
     let app = redis_app(&redis).await;
     let mut conn = redis.conn().await;
+    let now = redis_now_ms(&mut conn).await;
     for i in 0..3 {
         xadd(
             &mut conn,
@@ -368,7 +369,7 @@ async fn calculate_price_uses_the_projection_when_demand_is_omitted() {
             "reserved",
             123,
             1,
-            now_ms(),
+            now,
         )
         .await;
     }

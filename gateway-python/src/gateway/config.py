@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     fault_error_rate: Float = Field(
         0.0, ge=0.0, le=1.0, description="share of /api/* requests answered 500 fault_injected"
     )
+    order_recovery_s: Int = Field(
+        30,
+        ge=1,
+        le=86400,
+        description="orders still pending this long (a crash, a lost answer) are resolved"
+        " from inventory's hold state",
+    )
     instance_id: str = Field(
         default_factory=_default_instance_id,
         description="names this replica in logs and order ids (default hostname-pid)",

@@ -31,13 +31,19 @@ class RequestContext:
     def elapsed_ms(self) -> float:
         return round((time.monotonic() - self.start) * 1000, 2)
 
-    def outgoing_headers(self) -> dict[str, str]:
-        """Headers for an upstream call: same request and trace, a new child span."""
-        return {
-            "X-Request-Id": self.request_id,
-            "traceparent": f"00-{self.trace_id}-{new_span_id()}-{self.flags}",
-            "X-Request-Deadline-Ms": str(self.remaining_ms()),
-        }
+
+def outgoing_headers(ctx: RequestContext | None, budget_ms: int) -> dict[str, str]:
+    """Headers of an upstream call: the request's id and trace with a new child span (a
+    fresh id and trace outside a request, e.g. the recovery loop), and the call's budget."""
+    if ctx is None:
+        request_id, trace = uuid.uuid4().hex, f"00-{os.urandom(16).hex()}-{new_span_id()}-01"
+    else:
+        request_id, trace = ctx.request_id, f"00-{ctx.trace_id}-{new_span_id()}-{ctx.flags}"
+    return {
+        "X-Request-Id": request_id,
+        "traceparent": trace,
+        "X-Request-Deadline-Ms": str(max(0, budget_ms)),
+    }
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("gateway_request", default=None)
@@ -70,11 +76,32 @@ def trace_from(header: str | None) -> tuple[str, str]:
     return os.urandom(16).hex(), "01"
 
 
+# A budget this large is "no limit" for any request: longer digit strings are accepted as
+# valid but never converted (Python refuses int() of > 4300 digits, and no deadline needs it).
+_MAX_DEADLINE_MS = 2**31 - 1
+_DEADLINE_RE = re.compile(r"[0-9]+")
+
+
+class MalformedHeader(ValueError):
+    """A header the service must use cannot be parsed (400 malformed_request)."""
+
+
 def parse_deadline_header(value: str | None) -> int | None:
-    """Remaining budget in ms from X-Request-Deadline-Ms; None when absent or unparsable."""
-    if value is None or not value.strip().isdigit():
+    """Remaining budget in ms from X-Request-Deadline-Ms: None when absent.
+
+    Only ASCII digits count (str.isdigit() also takes "²" and other Unicode digits, whose
+    int() then fails); surrounding spaces and tabs are allowed, as HTTP allows them.
+    Raises MalformedHeader for anything else.
+    """
+    if value is None:
         return None
-    return int(value.strip())
+    digits = value.strip(" \t")
+    if not _DEADLINE_RE.fullmatch(digits):
+        raise MalformedHeader("X-Request-Deadline-Ms must be an integer >= 0")
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > 10:
+        return _MAX_DEADLINE_MS
+    return min(int(digits), _MAX_DEADLINE_MS)
 
 
 def new_context(
@@ -85,7 +112,10 @@ def new_context(
 ) -> RequestContext:
     now = time.monotonic()
     budget = default_budget_ms
-    incoming = parse_deadline_header(deadline_header)
+    try:
+        incoming = parse_deadline_header(deadline_header)
+    except MalformedHeader:
+        incoming = None  # the middleware answers 400 on API routes; probes ignore it
     if incoming is not None:
         budget = min(budget, incoming)
     trace_id, flags = trace_from(traceparent)

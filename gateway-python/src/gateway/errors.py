@@ -1,16 +1,14 @@
-# The shared error JSON (services/contracts/errors.md): the closed code table, ApiError, and
-# the handlers that replace every FastAPI/Starlette default body ({"detail": ...}, plain 404s).
+# The shared error JSON (services/contracts/errors.md): the closed code table, ApiError, the
+# error body, and the ONE table that maps the order workflow's domain errors to codes. No web
+# framework here: the FastAPI handlers that use it live in api/errors.py.
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 from gateway.context import current
+from gateway.orders import domain
 
 # code -> HTTP status; a unit test keeps this equal to the table in errors.md.
 CODES: dict[str, int] = {
@@ -26,7 +24,8 @@ CODES: dict[str, int] = {
     "idempotency_conflict": 409,
     "request_in_progress": 409,
     "reservation_expired": 409,
-    "reservation_not_pending": 409,
+    "reservation_released": 409,
+    "reservation_committed": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "validation_failed": 422,
@@ -74,15 +73,6 @@ def error_body(code: str, message: str, details: list[dict[str, str]] | None = N
     return orjson.dumps({"error": err})
 
 
-def error_response(exc: ApiError) -> Response:
-    return Response(
-        error_body(exc.code, exc.message, exc.details),
-        status_code=exc.status,
-        headers=exc.headers,
-        media_type="application/json",
-    )
-
-
 def _field_of(loc: tuple[int | str, ...]) -> str:
     # ("body", "quantity") -> "quantity"; ("query", "ids") -> "ids"; ("path", "order_id")...
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
@@ -93,40 +83,43 @@ def validation_details(errors: Any) -> list[dict[str, str]]:
     return [{"field": _field_of(tuple(e.get("loc", ()))), "message": e["msg"]} for e in errors]
 
 
-async def _api_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc)
+_DEPENDENCY_CODES = {
+    "unavailable": "upstream_unavailable",
+    "overloaded": "overloaded",
+    "deadline": "deadline_exceeded",
+}
 
 
-async def _validation_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(ApiError("malformed_request", "request body is not valid JSON"))
-    return error_response(
-        ApiError("validation_failed", "request is invalid", validation_details(errors))
-    )
-
-
-async def _http_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    headers = dict(exc.headers or {})
-    if exc.status_code == 404:
-        return error_response(ApiError("not_found", "no such route"))
-    if exc.status_code == 405:
-        return error_response(
-            ApiError("method_not_allowed", "method not allowed on this route", headers=headers)
-        )
-    if exc.status_code == 400:
-        return error_response(ApiError("malformed_request", "request cannot be parsed"))
-    if exc.status_code == 413:
-        return error_response(ApiError("payload_too_large", "request body is too large"))
-    if exc.status_code == 415:
-        return error_response(ApiError("unsupported_media_type", "send application/json"))
-    return error_response(ApiError("internal_error", "internal error"))
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+def from_domain(exc: domain.OrderError) -> ApiError:
+    """The one table from the order workflow's failures to the shared error codes."""
+    match exc:
+        case domain.OutOfStock():
+            return ApiError(
+                "insufficient_stock", f"not enough units of product {exc.product_id} available"
+            )
+        case domain.UnknownProduct():
+            return ApiError("product_not_found", f"product {exc.product_id} does not exist")
+        case domain.HoldExpired():
+            return ApiError(
+                "reservation_expired", "the stock hold expired before the order completed"
+            )
+        case domain.IdempotencyConflict():
+            return ApiError(
+                "idempotency_conflict",
+                "this Idempotency-Key was used with a different request body",
+            )
+        case domain.RequestInProgress():
+            return ApiError(
+                "request_in_progress",
+                "a request with this Idempotency-Key is still running; retry later",
+            )
+        case domain.UnknownOrder():
+            return ApiError("order_not_found", f"order {exc.order_id} does not exist")
+        case domain.DependencyDown():
+            code = _DEPENDENCY_CODES[exc.kind]
+            if exc.kind == "deadline":
+                return ApiError(code, "the request ran out of time")
+            if exc.kind == "overloaded":
+                return ApiError(code, "the gateway is overloaded; retry later")
+            return ApiError(code, f"{exc.dependency} unavailable", retry_after=exc.retry_after)
+    return ApiError("internal_error", "internal error")

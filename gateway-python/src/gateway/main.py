@@ -2,6 +2,8 @@
 # middleware and a lifespan that owns the upstream sessions and the store; run() serves it.
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,18 +15,20 @@ from fastapi.openapi.utils import get_openapi
 
 from gateway import __version__
 from gateway.api.deps import Services
+from gateway.api.errors import install_error_handlers
 from gateway.api.routes import health, orders, products, stats
 from gateway.clients.base import Upstream
 from gateway.clients.inventory import InventoryClient
 from gateway.clients.pricing import PricingClient
 from gateway.config import Settings, load_settings
-from gateway.errors import install_error_handlers
 from gateway.logs import setup_logging
 from gateway.metrics import Metrics
 from gateway.middleware import GatewayMiddleware
 from gateway.models import ErrorResponse, OrderRequest, Product
+from gateway.orders.idempotency import IdempotentOrders
+from gateway.orders.recovery import Recovery
+from gateway.orders.workflow import OrderWorkflow
 from gateway.resilience import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from gateway.saga import OrderService
 from gateway.store import MemoryStore, Store
 
 log = logging.getLogger("gateway")
@@ -72,7 +76,10 @@ def create_app(settings: Settings) -> FastAPI:
         store = build_store(settings)
         pricing = PricingClient(pricing_up)
         inventory = InventoryClient(shards)
-        orders_svc = OrderService(inventory, pricing, store, metrics)
+        workflow = OrderWorkflow(inventory, pricing, store, metrics)
+        orders_svc = IdempotentOrders(workflow, store)
+        recovery = Recovery(workflow, store, settings.order_recovery_s)
+        recovery_task = asyncio.create_task(recovery.run())
         limiter = build_limiter(settings, store)
         app.state.services = Services(
             settings=settings,
@@ -82,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
             pricing=pricing,
             inventory=inventory,
             orders=orders_svc,
+            recovery=recovery,
             limiter=limiter,
         )
         log.info("listening", extra={"port": settings.port, "store": store.kind})
@@ -89,6 +97,9 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await orders_svc.drain()
+            recovery_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery_task
             for upstream in upstreams:
                 await upstream.close()
             await store.close()

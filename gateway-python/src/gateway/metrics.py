@@ -52,8 +52,16 @@ class Metrics:
             ["upstream"],
             registry=self.registry,
         )
+        self.recovered_orders = Counter(
+            "polyshop_orders_recovered",
+            "Orders left pending (a crash, a lost answer) and resolved by the recovery loop.",
+            ["status"],
+            registry=self.registry,
+        )
         for status in ("confirmed", "rejected", "failed"):
             self.orders.labels(status)
+        for status in ("confirmed", "failed"):
+            self.recovered_orders.labels(status)
         # labels() costs a few µs per call; the hot path reuses children from these caches.
         self._server_children: dict[tuple[str, str, int], Histogram] = {}
         self._client_children: dict[tuple[str, str, int], Histogram] = {}
@@ -78,6 +86,9 @@ class Metrics:
         self.orders.labels(status).inc()
         if revenue is not None:
             self.revenue.inc(float(revenue))
+
+    def recovered(self, status: str) -> None:
+        self.recovered_orders.labels(status).inc()
 
     def set_breaker(self, upstream: str, state: str) -> None:
         self.breaker.labels(upstream).set(BREAKER_STATES[state])

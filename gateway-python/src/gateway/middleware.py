@@ -13,7 +13,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import Settings
-from gateway.context import activate, new_context
+from gateway.context import MalformedHeader, activate, new_context, parse_deadline_header
 from gateway.errors import ApiError, error_body
 from gateway.metrics import Metrics
 
@@ -138,15 +138,16 @@ class GatewayMiddleware:
             return ApiError("malformed_request", f"query string above {MAX_QUERY_BYTES} bytes")
         if header_bytes > MAX_HEADER_BYTES or len(scope["headers"]) > MAX_HEADERS:
             return ApiError("malformed_request", "request headers are too large")
-        if deadline is not None:
-            if not deadline.strip().isdigit():
-                return ApiError(
-                    "malformed_request",
-                    "X-Request-Deadline-Ms must be an integer >= 0",
-                    [{"field": "X-Request-Deadline-Ms", "message": "must be an integer >= 0"}],
-                )
-            if int(deadline) == 0:
-                return ApiError("deadline_exceeded", "the request's deadline has already passed")
+        try:
+            budget = parse_deadline_header(deadline)
+        except MalformedHeader:
+            return ApiError(
+                "malformed_request",
+                "X-Request-Deadline-Ms must be an integer >= 0",
+                [{"field": "X-Request-Deadline-Ms", "message": "must be an integer >= 0"}],
+            )
+        if budget == 0:
+            return ApiError("deadline_exceeded", "the request's deadline has already passed")
         if length is not None:
             try:
                 too_big = int(length) > self.max_body

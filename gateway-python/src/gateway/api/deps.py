@@ -12,8 +12,9 @@ from gateway.clients.inventory import InventoryClient
 from gateway.clients.pricing import PricingClient
 from gateway.config import Settings
 from gateway.metrics import Metrics
+from gateway.orders.idempotency import IdempotentOrders
+from gateway.orders.recovery import Recovery
 from gateway.resilience import RateLimiter
-from gateway.saga import OrderService
 from gateway.store import Store
 
 
@@ -27,7 +28,8 @@ class Services:
     upstreams: list[Upstream]
     pricing: PricingClient
     inventory: InventoryClient
-    orders: OrderService
+    orders: IdempotentOrders
+    recovery: Recovery
     limiter: RateLimiter | None
     started_at: float = field(default_factory=time.monotonic)
 

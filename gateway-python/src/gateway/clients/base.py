@@ -8,14 +8,13 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
 
 from gateway.config import Settings
-from gateway.context import current
-from gateway.errors import ApiError
+from gateway.context import current, outgoing_headers
 from gateway.metrics import Metrics
 from gateway.resilience import BreakerOpen, Bulkhead, BulkheadFull, CircuitBreaker, Outcome
 
@@ -42,24 +41,33 @@ class UpstreamResponse:
         return code if isinstance(code, str) else None
 
 
-def _remaining_s() -> float:
-    ctx = current()
-    return ctx.deadline - time.monotonic() if ctx is not None else 3600.0
+FailureKind = Literal["unavailable", "overloaded", "deadline"]
 
 
-class UpstreamUnavailable(Exception):
-    """No usable answer: connection refused/reset, timeout, or an unparsable body."""
+class UpstreamError(Exception):
+    """The one error an upstream call raises: no usable answer came.
 
-    def __init__(self, upstream: str, reason: str, deadline_hit: bool = False) -> None:
+    kind: unavailable (refused, reset, timed out, 5xx, unparsable, breaker open),
+    overloaded (our bulkhead is full) or deadline (the caller's budget ran out).
+    maybe_applied: the request may have reached the upstream and taken effect (a timeout
+    or a dropped connection after sending), so its outcome must be found out, not guessed.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        kind: FailureKind,
+        reason: str,
+        *,
+        retry_after: int | None = None,
+        maybe_applied: bool = False,
+    ) -> None:
         super().__init__(f"{upstream}: {reason}")
         self.upstream = upstream
+        self.kind: FailureKind = kind
         self.reason = reason
-        self.deadline_hit = deadline_hit
-
-    def to_api_error(self) -> ApiError:
-        if self.deadline_hit:
-            return ApiError("deadline_exceeded", "the request ran out of time")
-        return ApiError("upstream_unavailable", f"{self.upstream} service unavailable")
+        self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
 
 
 class Upstream:
@@ -114,66 +122,70 @@ class Upstream:
         method: str,
         path: str,
         *,
+        deadline: float | None,
         json: Any = None,
         idempotent: bool = False,
-        detached: bool = False,
     ) -> UpstreamResponse:
-        """One logical call; idempotent ones are retried on transport errors and 502-504.
+        """One logical call, to finish by deadline (time.monotonic()); idempotent calls are
+        retried on transport errors and 502-504 while the deadline allows.
 
-        Raises ApiError for an open breaker (503 upstream_unavailable, Retry-After = the
-        cooldown left) or a full bulkhead (503 overloaded), UpstreamUnavailable when no
-        usable answer came. detached: not bound by the request's deadline and not refused
-        by the breaker (compensation must still run after the client's budget is spent).
+        deadline None: a detached call (compensation, recovery) that must run even after
+        the client's budget is spent: each try gets the per-try timeout, and the breaker
+        does not refuse it. Raises UpstreamError when no usable answer came.
         """
         attempts = 1 + (self.settings.upstream_retries if idempotent else 0)
-        last: UpstreamResponse | UpstreamUnavailable | None = None
+        last: UpstreamResponse | UpstreamError | None = None
         for attempt in range(attempts):
             if attempt:
                 # Full jitter on a small base: spreads a burst of retries without adding
                 # much latency to a request whose deadline is a few seconds.
                 pause = random.uniform(0, 0.05 * 2**attempt)
-                if not detached and _remaining_s() <= pause:
+                if deadline is not None and deadline - time.monotonic() <= pause:
                     break
                 await asyncio.sleep(pause)
             try:
-                last = await self._guarded(method, path, json, detached)
-            except UpstreamUnavailable as exc:
+                last = await self._guarded(method, path, json, deadline)
+            except UpstreamError as exc:
                 last = exc
-                if exc.deadline_hit:
-                    break
+                if exc.kind != "unavailable" or exc.retry_after is not None:
+                    break  # out of time, overloaded, or the breaker is open
                 continue
             if last.status not in _RETRY_STATUSES:
                 return last
-        if isinstance(last, UpstreamUnavailable):
+        if isinstance(last, UpstreamError):
             raise last
         if last is None:
-            raise UpstreamUnavailable(self.name, "deadline exhausted", deadline_hit=True)
+            raise UpstreamError(self.name, "deadline", "deadline exhausted")
+        if last.status >= 500:
+            raise UpstreamError(
+                self.name, "unavailable", f"status {last.status}", maybe_applied=True
+            )
         return last
 
-    async def _guarded(self, method: str, path: str, json: Any, detached: bool) -> UpstreamResponse:
+    async def _guarded(
+        self, method: str, path: str, json: Any, deadline: float | None
+    ) -> UpstreamResponse:
+        detached = deadline is None
         if not detached:
             try:
                 self.breaker.allow()
             except BreakerOpen as exc:
-                raise ApiError(
-                    "upstream_unavailable",
-                    f"{self.name} service unavailable",
-                    retry_after=exc.retry_after,
+                raise UpstreamError(
+                    self.name, "unavailable", "breaker open", retry_after=exc.retry_after
                 ) from None
         outcome: Outcome = "neutral"
         try:
-            budget = None if detached else _remaining_s()
+            budget = None if deadline is None else deadline - time.monotonic()
             try:
                 await self.bulkhead.acquire(budget)
             except BulkheadFull as exc:
-                if exc.deadline_bound:
-                    raise ApiError("deadline_exceeded", "the request ran out of time") from None
-                raise ApiError("overloaded", "the gateway is overloaded; retry later") from None
+                kind: FailureKind = "deadline" if exc.deadline_bound else "overloaded"
+                raise UpstreamError(self.name, kind, "bulkhead full") from None
             try:
-                resp = await self._once(method, path, json, detached)
-            except UpstreamUnavailable as exc:
+                resp = await self._once(method, path, json, deadline)
+            except UpstreamError as exc:
                 # Our own spent budget is not the upstream's fault.
-                outcome = "neutral" if exc.deadline_hit else "failure"
+                outcome = "neutral" if exc.kind == "deadline" else "failure"
                 raise
             finally:
                 self.bulkhead.release()
@@ -182,21 +194,19 @@ class Upstream:
         finally:
             self.breaker.record(outcome, admitted=not detached)
 
-    async def _once(self, method: str, path: str, json: Any, detached: bool) -> UpstreamResponse:
-        ctx = current()
+    async def _once(
+        self, method: str, path: str, json: Any, deadline: float | None
+    ) -> UpstreamResponse:
         timeout = self._timeout_s
         deadline_bound = False
-        headers: dict[str, str] = {}
-        if ctx is not None and detached:
-            headers = ctx.outgoing_headers()
-            headers["X-Request-Deadline-Ms"] = str(self.settings.upstream_timeout_ms)
-        elif ctx is not None:
-            remaining = ctx.deadline - time.monotonic()
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
             if remaining <= 0.001:
-                raise UpstreamUnavailable(self.name, "deadline exhausted", deadline_hit=True)
+                raise UpstreamError(self.name, "deadline", "deadline exhausted")
             if remaining < timeout:
                 timeout, deadline_bound = remaining, True
-            headers = ctx.outgoing_headers()
+        # The callee gets the budget of this try, so it stops when we stop waiting.
+        headers = outgoing_headers(current(), int(timeout * 1000))
         start = time.perf_counter()
         status = 0
         try:
@@ -210,9 +220,15 @@ class Upstream:
                 body = await resp.read()
                 status = resp.status
         except TimeoutError:
-            raise UpstreamUnavailable(self.name, "timeout", deadline_hit=deadline_bound) from None
+            kind: FailureKind = "deadline" if deadline_bound else "unavailable"
+            raise UpstreamError(self.name, kind, "timeout", maybe_applied=True) from None
+        except aiohttp.ClientConnectorError as exc:
+            # Never connected: the request cannot have been applied.
+            raise UpstreamError(self.name, "unavailable", type(exc).__name__) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(self.name, type(exc).__name__) from None
+            raise UpstreamError(
+                self.name, "unavailable", type(exc).__name__, maybe_applied=True
+            ) from None
         finally:
             self.metrics.observe_client(method, self.name, status, time.perf_counter() - start)
         if status >= 500:

@@ -1,26 +1,50 @@
-# Calls to the Go inventory service for the order saga: reserve, commit, release, and its
-# live stats, each routed to the product's shard when INVENTORY_URLS lists several.
+# Calls to the Go inventory service: reserve, commit, release and look up holds, and its live
+# stats, each routed to the product's shard when INVENTORY_URLS lists several. Business answers
+# (a hold, its state, a refusal) are returned as values; the only error raised is UpstreamError.
 # Upstream error bodies are read for their code only, never shown to clients.
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
-from gateway.clients.base import Upstream, UpstreamUnavailable
-from gateway.errors import ApiError
+from gateway.clients.base import Upstream, UpstreamError, UpstreamResponse
+from gateway.orders.domain import HoldState
 from gateway.ring import ShardRing
 
 log = logging.getLogger("gateway.inventory")
+_STATES = frozenset({"held", "committed", "released", "expired"})
+# A 409 of commit or release names the state the hold was found in (errors.md).
+_CONFLICT_STATES: dict[str, HoldState] = {
+    "reservation_expired": "expired",
+    "reservation_released": "released",
+    "reservation_committed": "committed",
+}
+Refusal = Literal["insufficient_stock", "product_not_found", "idempotency_conflict"]
 
 
 @dataclass(frozen=True, slots=True)
-class Reservation:
-    product_id: int
+class Hold:
     reservation_id: str
+    product_id: int
+    quantity: int
+    state: HoldState
     available_before: int
     recent_demand_before: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Inventory said no: the order cannot be placed as asked."""
+
+    code: Refusal
+
+
+def _state(upstream: str, value: Any) -> HoldState:
+    if value not in _STATES:
+        raise UpstreamError(upstream, "unavailable", f"unknown hold state {value!r}")
+    return cast(HoldState, value)
 
 
 class InventoryClient:
@@ -36,76 +60,109 @@ class InventoryClient:
         name = self.ring.shard_for_product(product_id)
         return self.shards[name] if name is not None else self.upstream
 
-    async def reserve(self, product_id: int, quantity: int, idempotency_key: str) -> Reservation:
-        body = {"product_id": product_id, "quantity": quantity, "idempotency_key": idempotency_key}
-        # The idempotency key makes this POST safe to retry: a replay answers the same hold.
-        resp = await self.upstream_for(product_id).call(
-            "POST", "/api/reservations", json=body, idempotent=True
+    async def reserve(
+        self, product_id: int, quantity: int, key: str, deadline: float | None
+    ) -> Hold | Refused:
+        """Holds units under key. The same key answers the same hold while it can sell, so
+        this POST is safe to retry and replaying it resolves a reserve whose answer was lost."""
+        up = self.upstream_for(product_id)
+        body = {"product_id": product_id, "quantity": quantity, "idempotency_key": key}
+        resp = await up.call(
+            "POST", "/api/reservations", json=body, idempotent=True, deadline=deadline
         )
         if resp.status in (200, 201):
             try:
                 data = resp.json()
-                return Reservation(
-                    product_id=product_id,
+                return Hold(
                     reservation_id=str(data["reservation_id"]),
+                    product_id=product_id,
+                    quantity=quantity,
+                    state=_state(up.name, data["state"]),
                     available_before=int(data["available_before"]),
                     recent_demand_before=int(data["recent_demand_before"]),
                 )
             except (ValueError, KeyError, TypeError):
                 log.error("inventory_bad_body", extra={"status": resp.status})
-                raise UpstreamUnavailable("inventory", "unparsable answer") from None
+                raise UpstreamError(up.name, "unavailable", "unparsable answer") from None
         code = resp.error_code()
-        if resp.status == 409 and code == "insufficient_stock":
-            raise ApiError(
-                "insufficient_stock", f"not enough units of product {product_id} available"
-            )
+        if resp.status == 409 and code in ("insufficient_stock", "idempotency_conflict"):
+            return Refused(cast(Refusal, code))
         if resp.status == 404:
-            raise ApiError("product_not_found", f"product {product_id} does not exist")
-        log.error("inventory_unexpected", extra={"status": resp.status, "code": code})
-        raise UpstreamUnavailable("inventory", f"status {resp.status}")
+            return Refused("product_not_found")
+        raise self._unexpected(up, resp, "reserve")
 
-    async def commit(self, hold: Reservation, *, recheck: bool = False) -> None:
-        """Commits the hold. recheck=True is a second attempt after the first one's answer
-        was lost: reservation_not_pending then means that first commit landed (only this
-        saga commits or releases its hold, and a hold past its TTL answers
-        reservation_expired), so it counts as success."""
-        reservation_id = hold.reservation_id
-        resp = await self.upstream_for(hold.product_id).call(
-            "POST",
-            f"/api/reservations/{reservation_id}/commit",
-            idempotent=False,
-            detached=recheck,
+    async def commit(self, hold: Hold, deadline: float | None) -> HoldState | None:
+        """Commits the hold and answers the state it is in now: committed (now or by an
+        earlier call whose answer was lost), or expired / released if it can no longer sell;
+        None when inventory has no such hold."""
+        return await self._settle(hold.reservation_id, hold.product_id, "POST", "/commit", deadline)
+
+    async def release(
+        self, reservation_id: str, product_id: int, deadline: float | None
+    ) -> HoldState | None:
+        """Releases the hold and answers its state: released or expired (units back either
+        way), or committed if it was sold, which the caller must then honour; None when
+        inventory has no such hold."""
+        return await self._settle(reservation_id, product_id, "DELETE", "", deadline)
+
+    async def lookup(
+        self, reservation_id: str, product_id: int, deadline: float | None
+    ) -> HoldState | None:
+        """The hold's state (None when inventory has no such hold)."""
+        up = self.upstream_for(product_id)
+        resp = await up.call(
+            "GET", f"/api/reservations/{reservation_id}", idempotent=True, deadline=deadline
         )
-        if resp.status in (200, 204):
-            return
+        if resp.status == 200:
+            return self._answer_state(up, resp)
+        if resp.status == 404:
+            return None
+        raise self._unexpected(up, resp, "lookup")
+
+    async def _settle(
+        self, reservation_id: str, product_id: int, method: str, suffix: str, deadline: float | None
+    ) -> HoldState | None:
+        up = self.upstream_for(product_id)
+        # Both are idempotent at inventory (a repeat answers the same state), so retrying
+        # is safe: a retry can only learn what the first try did.
+        resp = await up.call(
+            method,
+            f"/api/reservations/{reservation_id}{suffix}",
+            idempotent=True,
+            deadline=deadline,
+        )
+        if resp.status == 200:
+            return self._answer_state(up, resp)
+        if resp.status == 404:
+            return None
+        state = _CONFLICT_STATES.get(resp.error_code() or "")
+        if resp.status == 409 and state is not None:
+            return state
+        raise self._unexpected(up, resp, method)
+
+    @staticmethod
+    def _answer_state(up: Upstream, resp: UpstreamResponse) -> HoldState:
+        try:
+            data = resp.json()
+            return _state(up.name, data["state"])
+        except (ValueError, KeyError, TypeError):
+            raise UpstreamError(up.name, "unavailable", "unparsable answer") from None
+
+    @staticmethod
+    def _unexpected(up: Upstream, resp: UpstreamResponse, what: str) -> UpstreamError:
         code = resp.error_code()
-        if resp.status == 409 and code == "reservation_expired":
-            raise ApiError(
-                "reservation_expired", "the stock hold expired before the order completed"
-            )
-        if resp.status == 409 and code == "reservation_not_pending":
-            if recheck:
-                log.warning("commit_confirmed_by_recheck", extra={"reservation_id": reservation_id})
-                return
-            raise ApiError("reservation_not_pending", "the stock hold is no longer held")
-        log.error("commit_failed", extra={"status": resp.status, "code": code})
-        raise UpstreamUnavailable("inventory", f"commit status {resp.status}")
+        log.error("inventory_unexpected", extra={"call": what, "status": resp.status, "code": code})
+        if code == "deadline_exceeded":
+            return UpstreamError(up.name, "deadline", "inventory ran out of time")
+        return UpstreamError(up.name, "unavailable", f"{what} status {resp.status}")
 
-    async def release(self, hold: Reservation, detached: bool = False) -> bool:
-        """Returns True once the hold is gone (released now, or already not pending)."""
-        reservation_id = hold.reservation_id
-        resp = await self.upstream_for(hold.product_id).call(
-            "DELETE", f"/api/reservations/{reservation_id}", idempotent=True, detached=detached
-        )
-        if resp.status in (200, 204, 404, 409):
-            return True
-        raise UpstreamUnavailable("inventory", f"release status {resp.status}")
-
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self, deadline: float | None) -> dict[str, Any]:
         """One shard's stats as they are; several shards summed into the same shape."""
         if len(self.shards) == 1:
-            return await self._shard_stats(self.upstream)
-        parts = await asyncio.gather(*(self._shard_stats(u) for u in self.shards.values()))
+            return await self._shard_stats(self.upstream, deadline)
+        parts = await asyncio.gather(
+            *(self._shard_stats(u, deadline) for u in self.shards.values())
+        )
         requests = sum(int(p.get("requests_processed", 0)) for p in parts)
         weighted = sum(
             float(p.get("avg_response_time_us", 0)) * int(p.get("requests_processed", 0))
@@ -121,11 +178,9 @@ class InventoryClient:
         }
 
     @staticmethod
-    async def _shard_stats(upstream: Upstream) -> dict[str, Any]:
-        resp = await upstream.call("GET", "/api/stats", idempotent=True)
-        if resp.status != 200:
-            raise UpstreamUnavailable(upstream.name, f"status {resp.status}")
-        data = resp.json()
+    async def _shard_stats(upstream: Upstream, deadline: float | None) -> dict[str, Any]:
+        resp = await upstream.call("GET", "/api/stats", idempotent=True, deadline=deadline)
+        data = resp.json() if resp.status == 200 else None
         if not isinstance(data, dict):
-            raise UpstreamUnavailable(upstream.name, "unparsable answer")
+            raise UpstreamError(upstream.name, "unavailable", f"stats status {resp.status}")
         return data

@@ -1,13 +1,13 @@
 # Calls to the Rust pricing service (services/contracts/README.md): the pass-through product
-# reads, the saga's price calculation and its live stats.
+# reads, the saga's price calculation and its live stats. The only error raised is
+# UpstreamError; an unknown product is an answer (None), not an error.
 from __future__ import annotations
 
 import logging
 from decimal import Decimal
 from typing import Any
 
-from gateway.clients.base import Upstream, UpstreamResponse, UpstreamUnavailable
-from gateway.errors import ApiError
+from gateway.clients.base import FailureKind, Upstream, UpstreamError, UpstreamResponse
 from gateway.money import to_decimal
 
 log = logging.getLogger("gateway.pricing")
@@ -17,18 +17,23 @@ class PricingClient:
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
 
-    async def product_raw(self, product_id: int) -> UpstreamResponse:
+    async def product_raw(self, product_id: int, deadline: float) -> UpstreamResponse:
         """GET /api/prices/{id}: the gateway's product object minus processing_time_ms."""
-        return await self.upstream.call("GET", f"/api/prices/{product_id}", idempotent=True)
+        return await self.upstream.call(
+            "GET", f"/api/prices/{product_id}", idempotent=True, deadline=deadline
+        )
 
-    async def products_raw(self, ids: list[int]) -> UpstreamResponse:
+    async def products_raw(self, ids: list[int], deadline: float) -> UpstreamResponse:
         joined = ",".join(map(str, ids))
-        return await self.upstream.call("GET", f"/api/prices?ids={joined}", idempotent=True)
+        return await self.upstream.call(
+            "GET", f"/api/prices?ids={joined}", idempotent=True, deadline=deadline
+        )
 
     async def unit_price(
-        self, product_id: int, quantity: int, available: int, recent_demand: int
-    ) -> Decimal:
-        """POST /api/calculate_price priced on the stock and demand before the order's hold."""
+        self, product_id: int, quantity: int, available: int, recent_demand: int, deadline: float
+    ) -> Decimal | None:
+        """POST /api/calculate_price on the stock and demand before the order's hold; None
+        when pricing does not know the product."""
         body = {
             "product_id": product_id,
             "quantity_available": available,
@@ -36,23 +41,25 @@ class PricingClient:
             "recent_demand": recent_demand,
         }
         # A price calculation has no side effect, so it may be retried.
-        resp = await self.upstream.call("POST", "/api/calculate_price", json=body, idempotent=True)
+        resp = await self.upstream.call(
+            "POST", "/api/calculate_price", json=body, idempotent=True, deadline=deadline
+        )
         if resp.status == 200:
             try:
                 return to_decimal(resp.json()["final_price"])
             except (ValueError, KeyError, TypeError, ArithmeticError):
                 log.error("pricing_bad_body", extra={"status": resp.status})
-                raise UpstreamUnavailable("pricing", "unparsable answer") from None
+                raise UpstreamError("pricing", "unavailable", "unparsable answer") from None
         if resp.status == 404:
-            raise ApiError("product_not_found", f"product {product_id} does not exist")
-        log.error("pricing_unexpected", extra={"status": resp.status, "code": resp.error_code()})
-        raise UpstreamUnavailable("pricing", f"status {resp.status}")
+            return None
+        code = resp.error_code()
+        log.error("pricing_unexpected", extra={"status": resp.status, "code": code})
+        kind: FailureKind = "deadline" if code == "deadline_exceeded" else "unavailable"
+        raise UpstreamError("pricing", kind, f"status {resp.status}")
 
-    async def stats(self) -> dict[str, Any]:
-        resp = await self.upstream.call("GET", "/api/stats", idempotent=True)
-        if resp.status != 200:
-            raise UpstreamUnavailable("pricing", f"status {resp.status}")
-        data = resp.json()
+    async def stats(self, deadline: float | None) -> dict[str, Any]:
+        resp = await self.upstream.call("GET", "/api/stats", idempotent=True, deadline=deadline)
+        data = resp.json() if resp.status == 200 else None
         if not isinstance(data, dict):
-            raise UpstreamUnavailable("pricing", "unparsable answer")
+            raise UpstreamError("pricing", "unavailable", f"stats status {resp.status}")
         return data

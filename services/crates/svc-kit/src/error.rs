@@ -34,8 +34,10 @@ pub enum ErrorCode {
     RequestInProgress,
     /// 409: commit of an expired hold.
     ReservationExpired,
-    /// 409: commit/release of a hold that is no longer pending.
-    ReservationNotPending,
+    /// 409: commit of a released hold.
+    ReservationReleased,
+    /// 409: release of a committed hold (its units stay sold).
+    ReservationCommitted,
     /// 413: body above `MAX_BODY_BYTES`.
     PayloadTooLarge,
     /// 415: JSON body with another content type.
@@ -58,7 +60,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of errors.md (tests compare this with the contract).
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::MalformedRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -71,7 +73,8 @@ impl ErrorCode {
         Self::IdempotencyConflict,
         Self::RequestInProgress,
         Self::ReservationExpired,
-        Self::ReservationNotPending,
+        Self::ReservationReleased,
+        Self::ReservationCommitted,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::ValidationFailed,
@@ -98,7 +101,8 @@ impl ErrorCode {
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::RequestInProgress => "request_in_progress",
             Self::ReservationExpired => "reservation_expired",
-            Self::ReservationNotPending => "reservation_not_pending",
+            Self::ReservationReleased => "reservation_released",
+            Self::ReservationCommitted => "reservation_committed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::ValidationFailed => "validation_failed",
@@ -126,7 +130,8 @@ impl ErrorCode {
             | Self::IdempotencyConflict
             | Self::RequestInProgress
             | Self::ReservationExpired
-            | Self::ReservationNotPending => StatusCode::CONFLICT,
+            | Self::ReservationReleased
+            | Self::ReservationCommitted => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,

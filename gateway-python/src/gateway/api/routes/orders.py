@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from gateway.api.deps import ServicesDep
+from gateway.context import current
 from gateway.errors import ApiError, validation_details
 from gateway.models import ErrorResponse, Order, OrderRequest
 
@@ -97,9 +98,12 @@ async def order_post(
 ) -> Response:
     key = check_idempotency_key(idempotency_key)
     req = await read_order_request(request)
-    answer = await services.orders.place(req, key)
-    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
-    return Response(answer.body, status_code=answer.status, headers=headers, media_type=JSON)
+    ctx = current()
+    assert ctx is not None  # the middleware made it
+    answer = await services.orders.place(
+        req.product_id, req.quantity, key, ctx.deadline, ctx.elapsed_ms
+    )
+    return Response(answer.body, status_code=answer.status, headers=answer.headers, media_type=JSON)
 
 
 @router.get(
@@ -112,4 +116,7 @@ async def order_get(
     services: ServicesDep,
     order_id: Annotated[int, Path(ge=1, le=MAX_ORDER_ID)],
 ) -> Response:
-    return Response(await services.orders.get(order_id), media_type=JSON)
+    ctx = current()
+    assert ctx is not None
+    answer = await services.orders.get(order_id, ctx.deadline, ctx.elapsed_ms)
+    return Response(answer.body, status_code=answer.status, headers=answer.headers, media_type=JSON)

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from gateway.api.deps import ServicesDep, services_of
-from gateway.clients.base import UpstreamResponse, UpstreamUnavailable
+from gateway.clients.base import UpstreamError, UpstreamResponse
 from gateway.context import current
-from gateway.errors import ApiError
+from gateway.errors import ApiError, from_domain
 from gateway.models import ErrorResponse, ProductBatch
+from gateway.orders.domain import DependencyDown
 
 log = logging.getLogger("gateway.products")
 router = APIRouter(tags=["products"])
@@ -45,7 +46,7 @@ def splice_processing_time(body: bytes) -> bytes:
     """Appends processing_time_ms to a JSON object without parsing it."""
     end = body.rstrip()
     if not end.endswith(b"}") or len(end) < 2:
-        raise UpstreamUnavailable("pricing", "answer is not a JSON object")
+        raise UpstreamError("pricing", "unavailable", "answer is not a JSON object")
     ctx = current()
     ms = ctx.elapsed_ms() if ctx else 0.0
     sep = b"" if end[:-1].rstrip().endswith(b"{") else b","
@@ -67,12 +68,22 @@ async def product_get(request: Request) -> Response:
     product_id = parse_product_id(request.path_params["id"])
     services = services_of(request)
     try:
-        resp = await services.pricing.product_raw(product_id)
+        resp = await services.pricing.product_raw(product_id, _deadline())
         if resp.status != 200:
             raise _upstream_failure(resp, product_id)
         return Response(splice_processing_time(resp.body), media_type=JSON)
-    except UpstreamUnavailable as exc:
-        raise exc.to_api_error() from None
+    except UpstreamError as exc:
+        raise _unavailable(exc) from None
+
+
+def _deadline() -> float:
+    ctx = current()
+    assert ctx is not None  # the middleware made it
+    return ctx.deadline
+
+
+def _unavailable(exc: UpstreamError) -> ApiError:
+    return from_domain(DependencyDown("pricing service", exc.kind, exc.retry_after))
 
 
 def parse_ids(raw: str) -> list[int]:
@@ -107,9 +118,9 @@ async def products_get(
 ) -> Response:
     parsed = parse_ids(ids)
     try:
-        resp = await services.pricing.products_raw(parsed)
+        resp = await services.pricing.products_raw(parsed, _deadline())
         if resp.status != 200:
             raise _upstream_failure(resp, None)
         return Response(splice_processing_time(resp.body), media_type=JSON)
-    except UpstreamUnavailable as exc:
-        raise exc.to_api_error() from None
+    except UpstreamError as exc:
+        raise _unavailable(exc) from None

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from gateway.api.deps import ServicesDep
+from gateway.context import current
 from gateway.models import Stats
 from gateway.money import dumps
 
@@ -30,8 +31,10 @@ def _slot(result: dict[str, Any] | BaseException, upstream: str) -> dict[str, An
 
 @router.get("/api/stats", response_model=Stats, summary="Live numbers of the three services")
 async def stats_get(services: ServicesDep) -> Response:
+    ctx = current()
+    deadline = ctx.deadline if ctx is not None else None
     results = await asyncio.gather(
-        services.pricing.stats(), services.inventory.stats(), return_exceptions=True
+        services.pricing.stats(deadline), services.inventory.stats(deadline), return_exceptions=True
     )
     pricing, inventory = results
     body = {

@@ -1,0 +1,1 @@
+# The order workflow: domain (state machine, failures), the saga, idempotency and recovery.
