@@ -420,15 +420,25 @@ async def gw(gateway_factory: Any) -> Gateway:
 
 
 @pytest.fixture
-async def gw_store(
+def store_gateway_factory(
     request: pytest.FixtureRequest, store_mode: str, gateway_factory: Any
-) -> Gateway:
-    """A gateway in memory mode and, as a second case, on a real (flushed) redis-server."""
-    if store_mode == "memory":
-        gateway: Gateway = await gateway_factory()
-        return gateway
-    url = request.getfixturevalue("redis_url")
-    import redis
+) -> Any:
+    """Gateways in memory mode and, as a second case, on a real (flushed) redis-server."""
 
-    redis.Redis.from_url(url).flushdb()
-    return await gateway_factory(redis_url=url)
+    async def factory(**overrides: Any) -> Gateway:
+        if store_mode == "redis":
+            import redis
+
+            url = request.getfixturevalue("redis_url")
+            redis.Redis.from_url(url).flushdb()
+            overrides["redis_url"] = url
+        gateway: Gateway = await gateway_factory(**overrides)
+        return gateway
+
+    return factory
+
+
+@pytest.fixture
+async def gw_store(store_gateway_factory: Any) -> Gateway:
+    gateway: Gateway = await store_gateway_factory()
+    return gateway

@@ -48,11 +48,16 @@ async def test_odd_deadline_bytes_never_5xx(
         content=b'{"product_id": 123, "quantity": 1}' if method == "POST" else None,
         headers=[(b"content-type", b"application/json"), (b"x-request-deadline-ms", value)],
     )
+    valid = value.strip(b" \t").isdigit() and value.isascii()
+    if valid and resp.status_code == 503:
+        # A valid but tiny budget may run out: the designed answer, not a crash.
+        assert resp.json()["error"]["code"] == "deadline_exceeded", resp.text
+        return
     assert resp.status_code < 500, (path, value, resp.text)
     if path in ("/health", "/ready", "/metrics"):
         assert resp.status_code == 200
-    elif value.strip(b" \t").isdigit() and value.isascii():
-        pass  # a valid budget: the route answers as usual
+    elif valid:
+        pass  # the route answers as usual
     elif path.startswith("/api/"):
         err = assert_error(resp, 400, "malformed_request")
         assert err["details"][0]["field"] == "X-Request-Deadline-Ms"

@@ -178,11 +178,13 @@ async def test_commit_applied_answer_lost_is_confirmed(
 
 
 async def test_commit_answer_lost_and_inventory_gone_then_retry_sells_once(
-    gw_store: Gateway, fake_inventory: FakeInventory
+    store_gateway_factory: Any, fake_inventory: FakeInventory
 ) -> None:
     """Finding 1, second half: the commit landed, its answer was lost and inventory stayed
     unreachable, so the order is left pending (not failed, not released). The client's
     retry with its key finds the same committed hold: one purchase, one sale, one order."""
+    # The breaker would (rightly) refuse the retry for a cool-down after these failures.
+    gw_store: Gateway = await store_gateway_factory(breaker_failures=1000)
     headers = {"Idempotency-Key": "lost-commit"}
     fake_inventory.lose_answer_s["commit"] = 0.5
     fake_inventory.fail["release"] = 503
@@ -190,10 +192,10 @@ async def test_commit_answer_lost_and_inventory_gone_then_retry_sells_once(
         "/api/order", json=ORDER, headers=headers | {"X-Request-Deadline-Ms": "300"}
     )
     assert first.status_code == 503, first.text
+    await gw_store.services.orders.drain()  # the first execution gives its key up
     order = await _order_of(gw_store, "RES-1")
     assert order is not None and order.status == "pending"
     del fake_inventory.fail["release"]
-    await gw_store.services.orders.drain()  # the first execution gives its key up
     retry = await gw_store.client.post("/api/order", json=ORDER, headers=headers)
     assert retry.status_code == 201, retry.text
     assert retry.json()["order_id"] == order.order_id
@@ -374,20 +376,11 @@ async def test_replay_waiting_past_its_deadline_is_409_in_progress(
 
 
 async def test_recovery_resolves_pending_orders_from_the_hold(
-    request: pytest.FixtureRequest,
-    store_mode: str,
-    gateway_factory: Any,
-    fake_inventory: FakeInventory,
+    store_gateway_factory: Any, fake_inventory: FakeInventory
 ) -> None:
     """Orders left pending (inventory unreachable after the commit) are resolved by the
     loop: a committed hold confirms its order, a held one is released and fails it."""
-    extra: dict[str, Any] = {}
-    if store_mode == "redis":
-        import redis
-
-        extra["redis_url"] = request.getfixturevalue("redis_url")
-        redis.Redis.from_url(extra["redis_url"]).flushdb()
-    gw: Gateway = await gateway_factory(order_recovery_s=1, **extra)
+    gw: Gateway = await store_gateway_factory(order_recovery_s=1, breaker_failures=1000)
     fake_inventory.stock[123] = 1000
     # Order 1: the commit lands, its answer is lost, inventory stays unreachable.
     fake_inventory.lose_answer_s["commit"] = 0.5
@@ -398,6 +391,7 @@ async def test_recovery_resolves_pending_orders_from_the_hold(
     fake_inventory.fail["commit"] = 503
     second = await gw.client.post("/api/order", json=ORDER)
     assert second.status_code == 503
+    await gw.services.orders.drain()  # both executions gave up on finding out
     one, two = await _order_of(gw, "RES-1"), await _order_of(gw, "RES-2")
     assert one is not None and one.status == "pending"
     assert two is not None and two.status == "pending"
