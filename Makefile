@@ -22,7 +22,7 @@ BENCH_TARGETS :=
 
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help deps lint fmt test test-unit test-e2e build bench run run-redis doctor clean
+.PHONY: help deps lint fmt test test-unit test-e2e build bench run run-redis wipe-data doctor clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -45,11 +45,16 @@ bench: $(BENCH_TARGETS) ## benchmarks; prints ratios against bare-framework base
 test: ## the full gate (what CI runs): deps, lint, unit, e2e, each stage timed
 	@MAKE="$(MAKE)" scripts/stages deps lint test-unit test-e2e
 
-run: build ## start the whole stack natively (in-memory stores unless REDIS_URL is set)
+# make run needs nothing but the toolchains: it makes the virtualenv itself (deps-python,
+# never a system package) and builds the services.
+run: deps-python build ## start the whole stack natively (in-memory stores unless REDIS_URL is set)
 	@scripts/run-stack
 
-run-redis: build ## same stack on a local redis-server that is started and stopped with it
+run-redis: deps-python build ## same stack on a local redis-server (AOF, data kept in .run/redis)
 	@scripts/run-stack --redis
+
+wipe-data: ## forget what make run-redis stored (.run/redis: stock, orders, idempotency keys)
+	rm -rf .run/redis
 
 doctor: ## check toolchain versions and say what is missing
 	@scripts/doctor
