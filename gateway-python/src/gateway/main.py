@@ -76,7 +76,9 @@ def create_app(settings: Settings) -> FastAPI:
         store = build_store(settings)
         pricing = PricingClient(pricing_up)
         inventory = InventoryClient(shards)
-        workflow = OrderWorkflow(inventory, pricing, store, metrics)
+        workflow = OrderWorkflow(
+            inventory, pricing, store, metrics, settings.upstream_timeout_ms / 1000
+        )
         orders_svc = IdempotentOrders(workflow, store)
         recovery = Recovery(workflow, store, settings.order_recovery_s)
         recovery_task = asyncio.create_task(recovery.run())

@@ -149,6 +149,18 @@ class Upstream:
                 last = exc
                 if exc.kind != "unavailable" or exc.retry_after is not None:
                     break  # out of time, overloaded, or the breaker is open
+                if attempt + 1 < attempts:
+                    # Worth a line: a retry after a lost answer is how a landed call is found.
+                    log.warning(
+                        "upstream_retry",
+                        extra={
+                            "upstream": self.name,
+                            "method": method,
+                            "path": path,
+                            "reason": exc.reason,
+                            "maybe_applied": exc.maybe_applied,
+                        },
+                    )
                 continue
             if last.status not in _RETRY_STATUSES:
                 return last

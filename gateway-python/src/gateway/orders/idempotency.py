@@ -27,13 +27,13 @@ from gateway.orders.domain import (
     RequestInProgress,
     UnknownOrder,
 )
-from gateway.orders.workflow import COMPENSATION_BUDGET_S, Aftercare, OrderWorkflow
+from gateway.orders.workflow import Aftercare, OrderWorkflow
 from gateway.store import Store, StoreUnavailable, key_hash, within
 
 log = logging.getLogger("gateway.idempotency")
-# A key's lease outlasts its request by the longest compensation plus a margin, so a retry
-# cannot take the key over while the first execution is still giving a hold back.
-LEASE_MARGIN_S = COMPENSATION_BUDGET_S + 5.0
+# A key's lease outlasts its request by the longest compensation plus this margin, so a
+# retry cannot take the key over while the first execution is still giving a hold back.
+LEASE_MARGIN_S = 1.0
 _SETTLE_TIMEOUT_S = 1.0
 JSON = "application/json"
 
@@ -89,7 +89,11 @@ class IdempotentOrders:
         fp = fingerprint(product_id, quantity)
         try:
             for _ in range(3):
-                lease = max(0.0, deadline - time.monotonic()) + LEASE_MARGIN_S
+                lease = (
+                    max(0.0, deadline - time.monotonic())
+                    + self.workflow.compensation_budget_s
+                    + LEASE_MARGIN_S
+                )
                 claim = await within(self.store.idem_claim(key, fp, lease), deadline)
                 if claim.owned:
                     return await self._run(

@@ -35,10 +35,16 @@ from gateway.store import Store, StoreUnavailable, within
 
 log = logging.getLogger("gateway.orders")
 
-# How long giving a hold back may take after the request's own deadline. The idempotency
-# lease covers it, so a retry of the same key never overlaps a compensation in progress.
-COMPENSATION_BUDGET_S = 10.0
 _BACKOFF_S = (0.1, 0.3, 1.0, 2.0)
+
+
+def compensation_budget_s(upstream_timeout_s: float) -> float:
+    """How long giving a hold back may take after the request's own deadline: every
+    attempt's timeout plus the pauses between them. The idempotency lease covers it, so a
+    retry of the same key never overlaps a compensation still in progress."""
+    return len(_BACKOFF_S) * upstream_timeout_s + sum(_BACKOFF_S)
+
+
 # A store call that must land after the deadline (saving a decided outcome) gets this long.
 _DETACHED_STORE_S = 1.0
 
@@ -64,12 +70,18 @@ class Aftercare:
 
 class OrderWorkflow:
     def __init__(
-        self, inventory: InventoryClient, pricing: PricingClient, store: Store, metrics: Metrics
+        self,
+        inventory: InventoryClient,
+        pricing: PricingClient,
+        store: Store,
+        metrics: Metrics,
+        upstream_timeout_s: float,
     ) -> None:
         self.inventory = inventory
         self.pricing = pricing
         self.store = store
         self.metrics = metrics
+        self.compensation_budget_s = compensation_budget_s(upstream_timeout_s)
 
     async def place(
         self, product_id: int, quantity: int, intent: str, deadline: float, after: Aftercare
@@ -115,6 +127,7 @@ class OrderWorkflow:
             if exc.maybe_applied:
                 # The hold may exist: replaying the intent finds it (the same key answers
                 # the same hold), and it goes back on sale.
+                log.warning("reserve_unknown", extra={"intent": intent, "error": str(exc)})
                 after.spawn(self._undo_reserve(product_id, quantity, intent))
             raise _dependency(exc) from None
         if isinstance(result, Refused):
@@ -239,7 +252,7 @@ class OrderWorkflow:
         released or expired, committed if it was sold, "expired" if inventory has no such
         hold any more (its retention passed), None if inventory could not be reached."""
         try:
-            async with asyncio.timeout(COMPENSATION_BUDGET_S):
+            async with asyncio.timeout(self.compensation_budget_s):
                 for i in range(attempts):
                     try:
                         state = await self.inventory.release(reservation_id, product_id, None)
@@ -265,7 +278,7 @@ class OrderWorkflow:
 
     async def _undo_reserve(self, product_id: int, quantity: int, intent: str) -> None:
         try:
-            async with asyncio.timeout(COMPENSATION_BUDGET_S):
+            async with asyncio.timeout(self.compensation_budget_s):
                 for delay in _BACKOFF_S:
                     try:
                         result = await self.inventory.reserve(product_id, quantity, intent, None)
