@@ -27,6 +27,7 @@ import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
+REDIS_CONF = ROOT / "deploy" / "redis" / "redis.conf"
 # The long form (make faults) loads longer and with more clients.
 LONG = os.environ.get("FAULTS_LONG") == "1"
 LOAD_S = 20.0 if LONG else 4.0  # steady load before and after the fault
@@ -151,12 +152,11 @@ class FaultStack:
         self.redis_port = e2e.free_port()
         data = self.workdir / "redis-data"
         data.mkdir()
-        # As every mode that starts a Redis runs it: AOF fsynced every second, noeviction.
+        # With the settings every mode that starts a Redis uses (AOF everysec, noeviction).
         self.services["redis"] = e2e.Service(
             "redis",
-            [exe, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", str(data),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--maxmemory-policy", "noeviction"],
+            [exe, str(REDIS_CONF), "--port", str(self.redis_port), "--bind", "127.0.0.1",
+             "--dir", str(data)],
             self.redis_port,
             {"PATH": "/usr/bin:/bin"},
             self.workdir / "redis.log",
