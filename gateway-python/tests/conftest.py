@@ -191,7 +191,7 @@ class FakeInventory:
 
 @dataclass
 class FakePricing:
-    """Prices with DESIGN.md's rules so seed values can be checked value for value."""
+    """Prices with docs/DESIGN.md's rules so seed values can be checked value for value."""
 
     base: dict[int, str] = field(default_factory=lambda: {123: "173.00", 7: "10.00"})
     calls: list[dict[str, Any]] = field(default_factory=list)

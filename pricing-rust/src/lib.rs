@@ -106,7 +106,7 @@ pub fn app(state: AppState) -> Router {
             get(routes::prices::prices_get).put(routes::prices::prices_put),
         )
         .with_state(state.clone());
-    // Only the service's own store decides readiness (never inventory: DESIGN.md, Health).
+    // Only the service's own store decides readiness (never inventory: docs/DESIGN.md, Health).
     let mut readiness = Readiness::new();
     if state.book.is_redis() {
         let book = state.book.clone();

@@ -35,7 +35,7 @@ FIXED = {123: {"base_price": Decimal("173.00"), "stock": 223, "warehouse": "WH-4
 
 
 def stock_for(rng: random.Random) -> int:
-    # DESIGN.md: about 10 % under 10 units and 20 % under 50, the rest up to 1,000,
+    # docs/DESIGN.md: about 10 % under 10 units and 20 % under 50, the rest up to 1,000,
     # so every scarcity band of the pricing rules shows up in real traffic.
     roll = rng.random()
     if roll < 0.10:

@@ -103,7 +103,7 @@ CASES = [
     ("silver with scarcity 1.2 and demand 1.05", "250.00", 12, 20, 5),
 ]
 
-# Inputs outside DESIGN.md's bounds: every implementation answers 422 validation_failed
+# Inputs outside docs/DESIGN.md's bounds: every implementation answers 422 validation_failed
 # naming the field.
 INVALID = [
     ("quantity 0", {"product_id": 1, "quantity_available": 10, "quantity": 0}, "quantity"),
@@ -139,7 +139,7 @@ def build() -> dict[str, object]:
     invalid = [{"name": n, "input": body, "status": 422, "code": "validation_failed", "field": field}
                for n, body, field in INVALID]
     return {
-        "description": "Pricing rules of DESIGN.md as vectors. final_price = round_half_away_from_zero("
+        "description": "Pricing rules of docs/DESIGN.md as vectors. final_price = round_half_away_from_zero("
                        "base_price x demand_factor x scarcity_factor x (1 - discount_percent/100), 2); "
                        "total_price = final_price x quantity. `unrounded` is informative.",
         "vectors": vectors,

@@ -1,5 +1,5 @@
 # Money arithmetic of the gateway: Decimal only, cents rounded half away from zero, and the
-# orjson hook that writes Decimals as JSON numbers (DESIGN.md: money is a number, not a string).
+# orjson hook that writes Decimals as JSON numbers (docs/DESIGN.md: money is a number).
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
@@ -21,7 +21,7 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
 
 
 def round_money(value: Decimal) -> Decimal:
-    # decimal's ROUND_HALF_UP rounds ties away from zero (-0.005 -> -0.01), as DESIGN.md asks.
+    # decimal's ROUND_HALF_UP rounds ties away from zero (-0.005 -> -0.01), as docs/DESIGN.md asks.
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 

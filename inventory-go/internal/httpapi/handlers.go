@@ -82,7 +82,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "service": "inventory", "version": Version})
 }
 
-// ready checks only this service's own store (DESIGN.md): never an upstream.
+// ready checks only this service's own store (docs/DESIGN.md): never an upstream.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()

@@ -1,4 +1,4 @@
-//! The pricing rules of DESIGN.md, in decimal, free of HTTP: scarcity, demand, tier
+//! The pricing rules of docs/DESIGN.md, in decimal, free of HTTP: scarcity, demand, tier
 //! discount, and rounding to cents half away from zero at the very end.
 
 use rust_decimal::prelude::ToPrimitive;
@@ -125,7 +125,7 @@ impl Quote {
         self.tier.discount_percent()
     }
 
-    /// Rounded unit price times quantity, rounded again (DESIGN.md: total of the order).
+    /// Rounded unit price times quantity, rounded again (docs/DESIGN.md: total of the order).
     pub fn total(&self, quantity: u32) -> Decimal {
         round_cents(self.final_price * Decimal::from(quantity))
     }

@@ -1,4 +1,4 @@
-# The order workflow (DESIGN.md's saga): reserve -> price -> store the order (pending) ->
+# The order workflow (docs/DESIGN.md's saga): reserve -> price -> store the order (pending) ->
 # commit -> confirmed, or failed with the hold given back. Every decision about a hold is
 # taken from the state inventory answers for it, never from a guess:
 #   committed -> the order is confirmed; held -> release it, then failed;

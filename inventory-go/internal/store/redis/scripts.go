@@ -133,7 +133,7 @@ return out
 `)
 
 // reserveScript: ARGV product id, qty, ttl ms, new reservation id, idempotency key
-// ('' = none), fingerprint, retention ms, demand window ms. A key whose hold is held or
+// (empty: none), fingerprint, retention ms, demand window ms. A key whose hold is held or
 // committed answers that hold (a replay); once it is released or expired it can sell
 // nothing more, so the same key and body make a new hold (the caller's retry of a
 // failed attempt) and the key moves to it. Never two live holds for one key.

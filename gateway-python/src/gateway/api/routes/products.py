@@ -1,5 +1,5 @@
 # Product reads. GET /api/product/{id} is a plain Starlette route on purpose: one upstream
-# call whose bytes are passed through with processing_time_ms spliced in (DESIGN.md's table).
+# call whose bytes are passed through with processing_time_ms spliced in (docs/DESIGN.md's table).
 from __future__ import annotations
 
 import logging
