@@ -37,6 +37,7 @@ class Window:
     start: float = 0.0
     end: float = 0.0
     redis_killed_at: float | None = None
+    pending_at_kill: int = 0  # orders a killed gateway left pending
 
 
 async def _restock(http: aiohttp.ClientSession, stack: FaultStack) -> None:
@@ -156,6 +157,7 @@ async def _check(stack: FaultStack, load: Load, window: Window, name: str) -> st
         f" {stack.log_count('gateway', 'commit_unknown')} commits and"
         f" {stack.log_count('gateway', 'reserve_unknown')} reserves found out,"
         f" {stack.log_count('gateway', 'order_recovered')} orders recovered"
+        + (f" ({window.pending_at_kill} pending at the kill)" if window.pending_at_kill else "")
         + ("; invariants held" if not violations else f"; {len(violations)} VIOLATIONS")
     )
     print("\n" + line)
@@ -229,8 +231,19 @@ async def redis_killed(stack: FaultStack, window: Window) -> None:
     stack.restart("redis")
 
 
-async def gateway_killed(stack: FaultStack, _: Window) -> None:
-    stack.kill("gateway")  # mid-saga: recovery of the next one resolves its pending orders
+async def gateway_killed(stack: FaultStack, window: Window) -> None:
+    # Slow inventory's answers a moment so that many sagas are mid-commit, then SIGKILL: the
+    # orders they leave pending are resolved by the next gateway's recovery loop (or by the
+    # clients' retries, which continue from the same holds).
+    assert stack.toxiproxy is not None
+    slow = stack.toxiproxy.toxic("inventory", "latency", "downstream", 1.0, latency=300)
+    r = stack.redis()
+    end = time.monotonic() + 5
+    while r.zcard("polyshop:gateway:orders:pending") < 2 and time.monotonic() < end:
+        await asyncio.sleep(0.01)
+    stack.kill("gateway")
+    window.pending_at_kill = stack.redis().zcard("polyshop:gateway:orders:pending")
+    stack.toxiproxy.remove("inventory", slow)
     await asyncio.sleep(1)
     stack.restart("gateway")
 
@@ -267,6 +280,8 @@ async def test_fault(name: str, stack: FaultStack, http: aiohttp.ClientSession) 
         lost = stack.log_count("gateway", "upstream_retry", '"path":"/api/reservations"')
         lost += stack.log_count("gateway", "reserve_unknown")
         assert lost > 0, "no reserve answer was lost"
+    if name == "gateway_killed":
+        assert window.pending_at_kill > 0, "the kill left no order pending: nothing was proven"
     if name == "gateway_terminated":
         # A request in flight when SIGTERM came got its answer: nothing cut off half-done.
         cut = [
