@@ -239,7 +239,7 @@ async def gateway_killed(stack: FaultStack, window: Window) -> None:
     slow = stack.toxiproxy.toxic("inventory", "latency", "downstream", 1.0, latency=300)
     r = stack.redis()
     end = time.monotonic() + 5
-    while r.zcard("polyshop:gateway:orders:pending") < 2 and time.monotonic() < end:
+    while r.zcard("polyshop:gateway:orders:pending") < 2 and time.monotonic() < end:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     stack.kill("gateway")
     window.pending_at_kill = stack.redis().zcard("polyshop:gateway:orders:pending")
