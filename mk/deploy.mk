@@ -97,3 +97,7 @@ up: ## docker compose up --build: the stack + Redis + Prometheus (:9090) + Grafa
 
 down: ## stop and remove the compose stack
 	docker compose down
+
+.PHONY: compose-test
+compose-test: deps-python ## docker compose up --build for real (own dockerd, local base-image stand-ins), checks, teardown
+	@scripts/compose-test

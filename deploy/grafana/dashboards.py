@@ -326,6 +326,27 @@ def resources() -> tuple[str, str, list[Panel], list[dict[str, Any]]]:
             [(f"scrape_duration_seconds{{{sel}}}", "{{job}} {{instance}}")],
             description="How long Prometheus takes to read /metrics.",
         ),
+        # Redis, through redis_exporter (job "redis"): the one store every replica shares.
+        panel(
+            "timeseries", "Redis memory", "bytes",
+            [('redis_memory_used_bytes{job="redis"}', "used"),
+             ('redis_memory_max_bytes{job="redis"} > 0', "maxmemory")],
+            description="noeviction: at maxmemory every write fails; the RedisMemoryHigh alert fires at 80 %.",
+        ),
+        panel(
+            "timeseries", "Redis commands per second", "ops",
+            [(f'rate(redis_commands_processed_total{{job="redis"}}[{RI}])', "{{instance}}")],
+        ),
+        panel(
+            "timeseries", "Redis connected clients", "none",
+            [('redis_connected_clients{job="redis"}', "{{instance}}")],
+            description="Each service keeps a pool; a climb means leaked or stuck connections.",
+        ),
+        panel(
+            "timeseries", "Redis keys", "none",
+            [('sum by (db) (redis_db_keys{job="redis"})', "{{db}}")],
+            description="Stock, holds, orders, idempotency keys and the price book.",
+        ),
     ]  # fmt: skip
     variables = [
         query_var(

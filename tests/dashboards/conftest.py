@@ -104,6 +104,29 @@ def start_prometheus(workdir: Path, targets: dict[str, int]) -> Any:
     return svc
 
 
+def start_redis_exporter(workdir: Path, redis_port: int) -> Any:
+    """Debian's prometheus-redis-exporter (make deps installs it), as compose runs it."""
+    exe = shutil.which("prometheus-redis-exporter")
+    if exe is None:
+        e2e._missing("prometheus-redis-exporter (Debian package, installed by make deps)")
+    port = e2e.free_port()
+    svc = e2e.Service(
+        "redis-exporter",
+        [
+            str(exe),
+            f"--redis.addr=redis://127.0.0.1:{redis_port}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        port,
+        {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        workdir / "redis-exporter.log",
+        ready_path="/metrics",
+    )
+    svc.start()
+    svc.wait_ready()
+    return svc
+
+
 def wait_for_targets(prom: str, jobs: set[str], timeout: float = 15.0) -> None:
     obs = Observed(prom, 0.0, Counter())
     deadline = time.monotonic() + timeout
@@ -168,15 +191,15 @@ async def drive_load(gw: str, seconds: float) -> Counter[str]:
 @pytest.fixture(scope="session")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     workdir = tmp_path_factory.mktemp("dashboards")
-    stack = e2e.Stack("memory", workdir)
+    # Redis mode, with the exporter the compose stack runs, so the Redis panels have data.
+    stack = e2e.Stack("redis", workdir)
     stack.start()
-    prom = None
+    prom = exporter = None
     try:
-        prom = start_prometheus(
-            workdir,
-            {name: stack.services[name].port for name in ("gateway", "pricing", "inventory")},
-        )
-        wait_for_targets(prom.url, {"gateway", "pricing", "inventory"})
+        exporter = start_redis_exporter(workdir, stack.services["redis"].port)
+        targets = {name: stack.services[name].port for name in ("gateway", "pricing", "inventory")}
+        prom = start_prometheus(workdir, targets | {"redis": exporter.port})
+        wait_for_targets(prom.url, {"gateway", "pricing", "inventory", "redis"})
         statuses = asyncio.run(drive_load(stack.gateway, LOAD_SECONDS))
         end = time.time()
         # Two more scrapes and rule evaluations so the last second of load is recorded.
@@ -185,4 +208,6 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     finally:
         if prom is not None:
             prom.stop()
+        if exporter is not None:
+            exporter.stop()
         stack.stop()
