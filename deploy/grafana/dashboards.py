@@ -331,7 +331,7 @@ def resources() -> tuple[str, str, list[Panel], list[dict[str, Any]]]:
             "timeseries", "Redis memory", "bytes",
             [('redis_memory_used_bytes{job="redis"}', "used"),
              ('redis_memory_max_bytes{job="redis"} > 0', "maxmemory")],
-            description="noeviction: at maxmemory every write fails; the RedisMemoryHigh alert fires at 80 %.",
+            description="noeviction: at maxmemory every write fails (alert at 80 %).",
         ),
         panel(
             "timeseries", "Redis commands per second", "ops",

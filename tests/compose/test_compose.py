@@ -101,7 +101,8 @@ async def test_seed_api_through_the_published_ports(http: aiohttp.ClientSession)
 async def test_more_concurrent_orders_than_units_sell_exactly_the_units(
     http: aiohttp.ClientSession,
 ) -> None:
-    async with http.put(f"{INVENTORY}/api/inventory/777", json={"available": 20}, headers=ADMIN) as r:
+    restock = {"available": 20}
+    async with http.put(f"{INVENTORY}/api/inventory/777", json=restock, headers=ADMIN) as r:
         assert r.status == 200, await r.text()
     answers = await asyncio.gather(
         *(order(http, {"product_id": 777, "quantity": 1}) for _ in range(60))
@@ -130,7 +131,7 @@ def test_prometheus_scrapes_every_job() -> None:
         return jobs <= set(up) and all(up[j] == "1" for j in jobs)
 
     eventually(all_up, "up == 1 for every job")
-    rate = 'sum by (job) (rate(http_server_request_duration_seconds_count[1m]))'
+    rate = "sum by (job) (rate(http_server_request_duration_seconds_count[1m]))"
     eventually(
         lambda: {"gateway", "pricing", "inventory"} <= {r["metric"]["job"] for r in prom(rate)},
         "a request-rate series for each service",

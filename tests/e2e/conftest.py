@@ -163,8 +163,10 @@ class Stack:
             port = free_port()
             redis = Service(
                 "redis",
-                [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no"],
+                # The one Redis config of every mode (AOF, maxmemory, noeviction), its
+                # files in this run's workdir.
+                [exe, str(ROOT / "deploy" / "redis" / "redis.conf"), "--port", str(port),
+                 "--bind", "127.0.0.1", "--dir", str(self.workdir)],
                 port,
                 {"PATH": "/usr/bin:/bin"},
                 self.workdir / "redis.log",

@@ -24,6 +24,7 @@ def test_the_config_is_durable_and_never_evicts() -> None:
     assert d["appendonly"] == "yes"
     assert d["appendfsync"] == "everysec"
     assert d["maxmemory-policy"] == "noeviction"
+    assert d["maxmemory"].endswith("mb")  # noeviction means nothing without a bound
 
 
 def test_compose_runs_redis_with_the_config_on_a_volume() -> None:
