@@ -1,7 +1,7 @@
 //! Pricing's configuration: the common knobs of svc-kit, the inventory upstream(s) and the
 //! svc-client resilience knobs, all from the environment (services/contracts/env.md).
 
-use svc_kit::config::{CommonConfig, ConfigError, Vars, check_http_url};
+use svc_kit::config::{CommonConfig, ConfigError, Vars};
 
 /// The default listen port of pricing.
 pub const DEFAULT_PORT: u16 = 8001;
@@ -30,28 +30,11 @@ impl Config {
         let vars = Vars::new(lookup);
         let common = CommonConfig::from_vars(&vars, DEFAULT_PORT)?;
         let inventory_url = vars.url("INVENTORY_URL", "http://127.0.0.1:8002")?;
-        let inventory_shards = match vars.get("INVENTORY_URLS") {
-            Some(list) => {
-                let urls = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    // Validated, but kept as written: the entries are the shard names the
-                    // ring hashes, and the gateway hashes them the same way (env.md).
-                    .map(|u| check_http_url("INVENTORY_URLS", u).map(|_| u.to_owned()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if urls.is_empty() {
-                    return Err(ConfigError::new(
-                        "INVENTORY_URLS",
-                        "must list at least one URL",
-                    ));
-                }
-                Some(urls)
-            }
-            None => None,
-        };
+        // Validated, but kept as written: the entries are the shard names the ring hashes,
+        // and the gateway hashes them the same way (env.md).
+        let inventory_shards = vars.url_list("INVENTORY_URLS")?;
         let upstream = svc_client::UpstreamConfig::from_env(|k| vars.get(static_name(k)?))
-            .map_err(|e| ConfigError::new(e.var, format!("{:?}: {}", e.value, e.reason)))?;
+            .map_err(|e| ConfigError::new(e.var, e.reason))?;
         Ok(Self {
             common,
             inventory_url,

@@ -27,6 +27,12 @@ fn bad_config_exits_2_with_one_line() {
         (vec![("PORT", "80x")], "PORT"),
         (vec![("UPSTREAM_TIMEOUT_MS", "0")], "UPSTREAM_TIMEOUT_MS"),
         (vec![("INVENTORY_URL", "ftp://x")], "INVENTORY_URL"),
+        (
+            vec![("INVENTORY_URL", "https://inventory:8002")],
+            "INVENTORY_URL",
+        ),
+        (vec![("PORT", "+8001")], "PORT"),
+        (vec![("ADMIN_TOKEN", "two words")], "ADMIN_TOKEN"),
         (vec![("POLYSHOP_ENV", "prod")], "ADMIN_TOKEN"),
         (
             vec![

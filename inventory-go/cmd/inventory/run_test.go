@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,6 +156,37 @@ func TestRunRedisUnreachable(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if !strings.HasPrefix(line, `{"ts":`) {
 			t.Fatalf("non-JSON log line: %s", line)
+		}
+	}
+}
+
+// TestMainExitsTwo runs the real entry point (this test binary re-executed as main)
+// with one bad value: exit 2 and ONE stderr line naming the variable, no secret echoed.
+func TestMainExitsTwo(t *testing.T) {
+	if os.Getenv("INVENTORY_TEST_MAIN") == "1" {
+		main() // exits
+		return
+	}
+	for _, tc := range []struct{ name, value string }{
+		{"MAX_BODY_BYTES", "67108865"},
+		{"ADMIN_TOKEN", "two words"},
+		{"PORT", "+8002"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMainExitsTwo$")
+		cmd.Env = []string{"INVENTORY_TEST_MAIN=1", tc.name + "=" + tc.value}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Fatalf("%s=%q: %v, want exit 2; stderr %s", tc.name, tc.value, err, stderr.String())
+		}
+		out := stderr.String()
+		if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") || !strings.Contains(out, tc.name) {
+			t.Fatalf("%s=%q: stderr %q, want one line naming %s", tc.name, tc.value, out, tc.name)
+		}
+		if tc.name == "ADMIN_TOKEN" && strings.Contains(out, tc.value) {
+			t.Fatalf("stderr echoes the token: %q", out)
 		}
 	}
 }

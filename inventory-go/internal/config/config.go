@@ -5,7 +5,6 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -25,12 +24,12 @@ var Knobs = []Knob{
 	{"POLYSHOP_ENV", "dev", "`dev` or `prod`; prod refuses fault knobs and an unset `ADMIN_TOKEN`"},
 	{"REDIS_URL", "unset = in-memory store", "`redis://[:password@]host:port/db`; stock, holds and events live there"},
 	{"LOG_LEVEL", "info", "`debug`, `info`, `warn`, `error`"},
-	{"ADMIN_TOKEN", "unset = admin routes off (404)", "bearer token of `PUT /api/inventory/{id}`, compared in constant time"},
-	{"MAX_BODY_BYTES", "65536", "larger request bodies get 413 `payload_too_large`, 1 .. 10485760"},
+	{"ADMIN_TOKEN", "unset = admin routes off (404)", "bearer token of `PUT /api/inventory/{id}` (1 .. 256 visible ASCII, no spaces), compared in constant time"},
+	{"MAX_BODY_BYTES", "65536", "larger request bodies get 413 `payload_too_large`, 1 .. 67108864 (64 MiB)"},
 	{"RESERVATION_TTL_S", "300", "default hold lifetime in seconds, 1 .. 86400"},
 	{"FAULT_DELAY_MS", "0", "added latency on every /api/* request, 0 .. 60000; refused in prod"},
 	{"FAULT_ERROR_RATE", "0", "0.0 .. 1.0 share of /api/* requests answered 500 `fault_injected`; refused in prod"},
-	{"INSTANCE_ID", "hostname-pid", "names this replica in logs and /api/stats"},
+	{"INSTANCE_ID", "hostname-pid", "names this replica in logs and /api/stats; 1 .. 64 of `[A-Za-z0-9._-]`"},
 }
 
 // Config is the effective configuration.
@@ -55,38 +54,40 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("config: %s: %s", e.Var, e.Msg) }
 
+// MaxBodyLimit is the largest MAX_BODY_BYTES (64 MiB).
+const MaxBodyLimit = 64 << 20
+
 // Load reads the configuration through getenv (os.Getenv in production, a map in tests).
+// The rules are env.md's and services/contracts/env-vectors.json's: every value is
+// trimmed of ASCII whitespace and a blank one is unset; integers are ASCII digits only;
+// enums are case-insensitive.
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{Env: "dev", LogLevel: "info"}
 	var err error
-	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+	get := func(name string) string { return trimASCII(getenv(name)) }
 
 	if c.Port, err = intVar(get, "PORT", 8002, 1, 65535); err != nil {
 		return c, err
 	}
-	if v := get("POLYSHOP_ENV"); v != "" {
-		if v != "dev" && v != "prod" {
-			return c, &Error{"POLYSHOP_ENV", fmt.Sprintf("must be dev or prod, got %q", v)}
-		}
-		c.Env = v
+	if c.Env, err = enumVar(get, "POLYSHOP_ENV", "dev", "dev", "prod"); err != nil {
+		return c, err
 	}
 	if v := get("REDIS_URL"); v != "" {
-		opt, perr := goredis.ParseURL(v)
-		if perr != nil {
-			return c, &Error{"REDIS_URL", "must be redis://[:password@]host:port/db"}
+		canon, opt, msg := parseRedisURL(v)
+		if msg != "" {
+			// the value is not echoed: it may hold a password
+			return c, &Error{"REDIS_URL", "must be redis://[[user]:password@]host[:port][/db] with db 0..15: " + msg}
 		}
-		c.RedisURL, c.Redis = v, opt
+		c.RedisURL, c.Redis = canon, opt
 	}
-	if v := get("LOG_LEVEL"); v != "" {
-		switch strings.ToLower(v) {
-		case "debug", "info", "warn", "error":
-			c.LogLevel = strings.ToLower(v)
-		default:
-			return c, &Error{"LOG_LEVEL", fmt.Sprintf("must be debug, info, warn or error, got %q", v)}
-		}
+	if c.LogLevel, err = enumVar(get, "LOG_LEVEL", "info", "debug", "info", "warn", "error"); err != nil {
+		return c, err
 	}
-	c.AdminToken = getenv("ADMIN_TOKEN")
-	maxBody, err := intVar(get, "MAX_BODY_BYTES", 65536, 1, 10<<20)
+	if c.AdminToken = get("ADMIN_TOKEN"); c.AdminToken != "" && !validToken(c.AdminToken) {
+		// the value is not echoed: it is a secret
+		return c, &Error{"ADMIN_TOKEN", "must be 1 .. 256 visible ASCII characters without spaces"}
+	}
+	maxBody, err := intVar(get, "MAX_BODY_BYTES", 65536, 1, MaxBodyLimit)
 	if err != nil {
 		return c, err
 	}
@@ -102,19 +103,16 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.FaultDelay = time.Duration(delay) * time.Millisecond
 	if v := get("FAULT_ERROR_RATE"); v != "" {
-		f, perr := strconv.ParseFloat(v, 64)
-		if perr != nil || math.IsNaN(f) || f < 0 || f > 1 {
-			return c, &Error{"FAULT_ERROR_RATE", fmt.Sprintf("must be a number from 0.0 to 1.0, got %q", v)}
+		f, ok := parseNumber(v)
+		if !ok || f > 1 {
+			return c, &Error{"FAULT_ERROR_RATE", fmt.Sprintf("must be a number from 0.0 to 1.0, got %s", quote(v))}
 		}
 		c.FaultErrorRate = f
 	}
-	c.InstanceID = get("INSTANCE_ID")
-	if c.InstanceID == "" {
-		host, _ := os.Hostname()
-		if host == "" {
-			host = "inventory"
-		}
-		c.InstanceID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	if c.InstanceID = get("INSTANCE_ID"); c.InstanceID == "" {
+		c.InstanceID = defaultInstanceID()
+	} else if !validInstanceID(c.InstanceID) {
+		return c, &Error{"INSTANCE_ID", fmt.Sprintf("must be 1 .. 64 characters of [A-Za-z0-9._-], got %s", quote(c.InstanceID))}
 	}
 	if c.Env == "prod" {
 		switch {
@@ -129,17 +127,222 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
-// intVar parses a decimal integer; trailing garbage such as "10ms" is an error (env.md).
+// trimASCII drops ASCII whitespace (SP, HT, LF, VT, FF, CR) at both ends; unlike
+// strings.TrimSpace it leaves Unicode spaces such as U+00A0, which then fail the value.
+func trimASCII(s string) string { return strings.Trim(s, " \t\n\v\f\r") }
+
+// quote is a value for an error message: one line (Go escapes), at most 64 bytes.
+func quote(v string) string {
+	if len(v) > 64 {
+		return strconv.Quote(v[:64]) + "..."
+	}
+	return strconv.Quote(v)
+}
+
+// intVar parses a decimal integer: ASCII digits only (no sign, separators or exponent;
+// leading zeros are decimal), so "10ms", "+1" and "1e3" are errors (env.md).
 func intVar(get func(string) string, name string, def, lo, hi int) (int, error) {
 	v := get(name)
 	if v == "" {
 		return def, nil
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, &Error{name, fmt.Sprintf("must be an integer from %d to %d, got %q", lo, hi, v)}
+	n, ok := parseDigits(v)
+	if !ok || n < lo || n > hi {
+		return 0, &Error{name, fmt.Sprintf("must be an integer from %d to %d, got %s", lo, hi, quote(v))}
 	}
 	return n, nil
+}
+
+// parseDigits reads ASCII decimal digits; a huge value saturates above every bound.
+func parseDigits(v string) (int, bool) {
+	if v == "" {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n < 1<<40 {
+			n = n*10 + int(c-'0')
+		}
+	}
+	return n, true
+}
+
+// parseNumber reads digits with at most one decimal point and at least one digit
+// (".5" and "1." are numbers; no sign, exponent, nan or inf).
+func parseNumber(v string) (float64, bool) {
+	digits, dots := 0, 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.':
+			dots++
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 || dots > 1 {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	return f, err == nil
+}
+
+// enumVar reads a case-insensitive enum and answers it in lower case.
+func enumVar(get func(string) string, name, def string, values ...string) (string, error) {
+	v := get(name)
+	if v == "" {
+		return def, nil
+	}
+	for _, want := range values {
+		if asciiEqualFold(v, want) {
+			return want, nil
+		}
+	}
+	return "", &Error{name, fmt.Sprintf("must be one of %s, got %s", strings.Join(values, ", "), quote(v))}
+}
+
+// asciiEqualFold is strings.EqualFold without Unicode folding (the Kelvin sign is not k).
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// validToken: ADMIN_TOKEN is 1 .. 256 visible ASCII characters (0x21 .. 0x7e).
+func validToken(t string) bool {
+	if len(t) < 1 || len(t) > 256 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] < 0x21 || t[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// validInstanceID: INSTANCE_ID is 1 .. 64 characters of [A-Za-z0-9._-].
+func validInstanceID(id string) bool {
+	if len(id) < 1 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if !instanceIDChar(id[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func instanceIDChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+// defaultInstanceID is hostname-pid, made valid: other characters become '-' and the
+// host part is cut so the whole stays within 64.
+func defaultInstanceID() string {
+	host, _ := os.Hostname()
+	b := []byte(host)
+	for i, c := range b {
+		if !instanceIDChar(c) {
+			b[i] = '-'
+		}
+	}
+	pid := "-" + strconv.Itoa(os.Getpid())
+	if len(b) > 64-len(pid) {
+		b = b[:64-len(pid)]
+	}
+	if len(b) == 0 {
+		b = []byte("inventory")
+	}
+	return string(b) + pid
+}
+
+// parseRedisURL checks REDIS_URL strictly (the same rules in all three services):
+// redis:// only (no TLS), no whitespace or control bytes, a host, a port 1..65535 if
+// given, a db 0..15 if given, no query or fragment. It answers the canonical value
+// (trailing slashes dropped) and go-redis options, or a reason.
+func parseRedisURL(v string) (string, *goredis.Options, string) {
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] == 0x7f {
+			return "", nil, "no whitespace or control characters"
+		}
+	}
+	const scheme = "redis://"
+	if len(v) < len(scheme) || !asciiEqualFold(v[:len(scheme)], scheme) {
+		return "", nil, "the scheme must be redis://"
+	}
+	if strings.ContainsAny(v, "?#") {
+		return "", nil, "no query or fragment"
+	}
+	canon := strings.TrimRight(v, "/")
+	rest := v[len(scheme):]
+	authority, db, hasDB := strings.Cut(rest, "/")
+	hostport := authority
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		hostport = authority[at+1:]
+	}
+	host, port := hostport, ""
+	if strings.HasPrefix(hostport, "[") {
+		end := strings.Index(hostport, "]")
+		if end < 0 {
+			return "", nil, "unclosed IPv6 literal"
+		}
+		host = hostport[:end+1]
+		if after := hostport[end+1:]; after != "" {
+			if after[0] != ':' {
+				return "", nil, "bad host"
+			}
+			port = after[1:]
+			if port == "" {
+				return "", nil, "empty port"
+			}
+		}
+		if host == "[]" {
+			host = ""
+		}
+	} else if i := strings.LastIndex(hostport, ":"); i >= 0 {
+		host, port = hostport[:i], hostport[i+1:]
+		if port == "" {
+			return "", nil, "empty port"
+		}
+	}
+	if host == "" {
+		return "", nil, "a host is required"
+	}
+	if port != "" {
+		if n, ok := parseDigits(port); !ok || n < 1 || n > 65535 {
+			return "", nil, "the port must be 1 .. 65535"
+		}
+	}
+	if db = strings.TrimRight(db, "/"); hasDB && db != "" {
+		if n, ok := parseDigits(db); !ok || n > 15 {
+			return "", nil, "the db must be 0 .. 15"
+		}
+	}
+	opt, err := goredis.ParseURL(canon)
+	if err != nil {
+		return "", nil, "not a redis URL"
+	}
+	return canon, opt, ""
 }
 
 // LogAttrs is the effective configuration for the one "config" log line, secrets masked.

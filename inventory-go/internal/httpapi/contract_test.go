@@ -4,6 +4,9 @@ package httpapi
 
 import (
 	"bufio"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"polyshop/inventory-go/internal/contracttest"
 	"polyshop/inventory-go/internal/inventory"
 	"polyshop/inventory-go/internal/store/memory"
 	"polyshop/inventory-go/internal/storetest"
@@ -19,7 +23,7 @@ import (
 
 func contractFile(t *testing.T, name string) string {
 	t.Helper()
-	return filepath.Join("..", "..", "..", "services", "contracts", name)
+	return contracttest.Path(t, name)
 }
 
 func TestErrorTableEqualsErrorsMD(t *testing.T) {
@@ -29,11 +33,11 @@ func TestErrorTableEqualsErrorsMD(t *testing.T) {
 	}
 	defer f.Close()
 	row := regexp.MustCompile("^\\| `([a-z_]+)` \\| (\\d{3}) \\|")
-	got := map[string]int{}
+	got := map[Code]int{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if m := row.FindStringSubmatch(sc.Text()); m != nil {
-			got[m[1]], _ = strconv.Atoi(m[2])
+			got[Code(m[1])], _ = strconv.Atoi(m[2])
 		}
 	}
 	if len(got) < 10 {
@@ -47,6 +51,59 @@ func TestErrorTableEqualsErrorsMD(t *testing.T) {
 	for code := range codeStatus {
 		if _, ok := got[code]; !ok {
 			t.Errorf("code table has %s, errors.md does not", code)
+		}
+	}
+}
+
+// TestCodesAreConstants holds the Code type to its promise: the const block of
+// errors.go declares exactly the codes of codeStatus, and no non-test file of this
+// package writes a code as a string literal (apiErr("...", ...), Code: "...",
+// Code("...")), where a typo would compile and answer 500.
+func TestCodesAreConstants(t *testing.T) {
+	fset := token.NewFileSet()
+	names, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := map[Code]bool{}
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			literal := func(e ast.Expr) bool { lit, ok := e.(*ast.BasicLit); return ok && lit.Kind == token.STRING }
+			switch n := n.(type) {
+			case *ast.ValueSpec:
+				if id, ok := n.Type.(*ast.Ident); ok && id.Name == "Code" {
+					for _, v := range n.Values {
+						if lit, ok := v.(*ast.BasicLit); ok && filepath.Base(name) == "errors.go" {
+							s, _ := strconv.Unquote(lit.Value)
+							declared[Code(s)] = true
+						}
+					}
+				}
+			case *ast.CallExpr:
+				if id, ok := n.Fun.(*ast.Ident); ok && (id.Name == "apiErr" || id.Name == "Code") && len(n.Args) > 0 && literal(n.Args[0]) {
+					t.Errorf("%s: %s(%s...): use a Code constant", fset.Position(n.Pos()), id.Name, n.Args[0].(*ast.BasicLit).Value)
+				}
+			case *ast.KeyValueExpr:
+				if id, ok := n.Key.(*ast.Ident); ok && id.Name == "Code" && literal(n.Value) {
+					t.Errorf("%s: Code: %s: use a Code constant", fset.Position(n.Pos()), n.Value.(*ast.BasicLit).Value)
+				}
+			}
+			return true
+		})
+	}
+	if len(declared) != len(codeStatus) {
+		t.Errorf("errors.go declares %d Code constants, codeStatus has %d", len(declared), len(codeStatus))
+	}
+	for c := range codeStatus {
+		if !declared[c] {
+			t.Errorf("codeStatus has %s, which is not a declared Code constant", c)
 		}
 	}
 }

@@ -25,7 +25,7 @@ func parseObject(body []byte) (object, *APIError) {
 		if errors.As(err, &typeErr) {
 			return nil, invalid(FieldError{Field: "body", Message: "must be a JSON object"})
 		}
-		return nil, &APIError{Code: "malformed_request", Message: "request body is not valid JSON",
+		return nil, &APIError{Code: CodeMalformedRequest, Message: "request body is not valid JSON",
 			Details: []FieldError{{Field: "body", Message: "not valid JSON"}}}
 	}
 	if obj == nil { // the literal null

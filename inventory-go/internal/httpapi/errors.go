@@ -12,32 +12,64 @@ import (
 	"polyshop/inventory-go/internal/inventory"
 )
 
-// codeStatus is the closed list of errors.md. Some codes belong to other services;
-// they are listed so the table equals the contract.
-var codeStatus = map[string]int{
-	"malformed_request":      http.StatusBadRequest,
-	"unauthorized":           http.StatusUnauthorized,
-	"forbidden":              http.StatusForbidden,
-	"not_found":              http.StatusNotFound,
-	"product_not_found":      http.StatusNotFound,
-	"order_not_found":        http.StatusNotFound,
-	"reservation_not_found":  http.StatusNotFound,
-	"method_not_allowed":     http.StatusMethodNotAllowed,
-	"insufficient_stock":     http.StatusConflict,
-	"idempotency_conflict":   http.StatusConflict,
-	"request_in_progress":    http.StatusConflict,
-	"reservation_expired":    http.StatusConflict,
-	"reservation_released":   http.StatusConflict,
-	"reservation_committed":  http.StatusConflict,
-	"payload_too_large":      http.StatusRequestEntityTooLarge,
-	"unsupported_media_type": http.StatusUnsupportedMediaType,
-	"validation_failed":      http.StatusUnprocessableEntity,
-	"rate_limited":           http.StatusTooManyRequests,
-	"internal_error":         http.StatusInternalServerError,
-	"fault_injected":         http.StatusInternalServerError,
-	"upstream_unavailable":   http.StatusServiceUnavailable,
-	"overloaded":             http.StatusServiceUnavailable,
-	"deadline_exceeded":      http.StatusServiceUnavailable,
+// Code is an error code of errors.md. Handlers use only the constants below: a typo
+// does not compile (and TestCodesAreConstants refuses a string literal where a Code
+// goes), so it cannot turn into a 500 at run time.
+type Code string
+
+// The closed list of errors.md. Some codes belong to other services; they are listed
+// so the table equals the contract.
+const (
+	CodeMalformedRequest     Code = "malformed_request"
+	CodeUnauthorized         Code = "unauthorized"
+	CodeForbidden            Code = "forbidden"
+	CodeNotFound             Code = "not_found"
+	CodeProductNotFound      Code = "product_not_found"
+	CodeOrderNotFound        Code = "order_not_found"
+	CodeReservationNotFound  Code = "reservation_not_found"
+	CodeMethodNotAllowed     Code = "method_not_allowed"
+	CodeInsufficientStock    Code = "insufficient_stock"
+	CodeIdempotencyConflict  Code = "idempotency_conflict"
+	CodeRequestInProgress    Code = "request_in_progress"
+	CodeReservationExpired   Code = "reservation_expired"
+	CodeReservationReleased  Code = "reservation_released"
+	CodeReservationCommitted Code = "reservation_committed"
+	CodePayloadTooLarge      Code = "payload_too_large"
+	CodeUnsupportedMediaType Code = "unsupported_media_type"
+	CodeValidationFailed     Code = "validation_failed"
+	CodeRateLimited          Code = "rate_limited"
+	CodeInternalError        Code = "internal_error"
+	CodeFaultInjected        Code = "fault_injected"
+	CodeUpstreamUnavailable  Code = "upstream_unavailable"
+	CodeOverloaded           Code = "overloaded"
+	CodeDeadlineExceeded     Code = "deadline_exceeded"
+)
+
+// codeStatus maps every Code to its HTTP status (kept equal to errors.md by a test).
+var codeStatus = map[Code]int{
+	CodeMalformedRequest:     http.StatusBadRequest,
+	CodeUnauthorized:         http.StatusUnauthorized,
+	CodeForbidden:            http.StatusForbidden,
+	CodeNotFound:             http.StatusNotFound,
+	CodeProductNotFound:      http.StatusNotFound,
+	CodeOrderNotFound:        http.StatusNotFound,
+	CodeReservationNotFound:  http.StatusNotFound,
+	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	CodeInsufficientStock:    http.StatusConflict,
+	CodeIdempotencyConflict:  http.StatusConflict,
+	CodeRequestInProgress:    http.StatusConflict,
+	CodeReservationExpired:   http.StatusConflict,
+	CodeReservationReleased:  http.StatusConflict,
+	CodeReservationCommitted: http.StatusConflict,
+	CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
+	CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	CodeValidationFailed:     http.StatusUnprocessableEntity,
+	CodeRateLimited:          http.StatusTooManyRequests,
+	CodeInternalError:        http.StatusInternalServerError,
+	CodeFaultInjected:        http.StatusInternalServerError,
+	CodeUpstreamUnavailable:  http.StatusServiceUnavailable,
+	CodeOverloaded:           http.StatusServiceUnavailable,
+	CodeDeadlineExceeded:     http.StatusServiceUnavailable,
 }
 
 // FieldError is one entry of details (400/422 only).
@@ -48,13 +80,13 @@ type FieldError struct {
 
 // APIError is an error that already knows its code and client-safe message.
 type APIError struct {
-	Code    string
+	Code    Code
 	Message string
 	Details []FieldError
 	Allow   string // Allow header of a 405
 }
 
-func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+func (e *APIError) Error() string { return string(e.Code) + ": " + e.Message }
 
 // Status is the HTTP status of the code (500 for a code outside the table: a bug).
 func (e *APIError) Status() int {
@@ -64,12 +96,12 @@ func (e *APIError) Status() int {
 	return http.StatusInternalServerError
 }
 
-func apiErr(code, format string, args ...any) *APIError {
+func apiErr(code Code, format string, args ...any) *APIError {
 	return &APIError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 func invalid(details ...FieldError) *APIError {
-	return &APIError{Code: "validation_failed", Message: "request is invalid", Details: details}
+	return &APIError{Code: CodeValidationFailed, Message: "request is invalid", Details: details}
 }
 
 type errorBody struct {
@@ -77,7 +109,7 @@ type errorBody struct {
 }
 
 type errorPayload struct {
-	Code      string       `json:"code"`
+	Code      Code         `json:"code"`
 	Message   string       `json:"message"`
 	RequestID string       `json:"request_id"`
 	Details   []FieldError `json:"details,omitempty"`
@@ -92,27 +124,27 @@ func (s *Server) toAPIError(ctx context.Context, err error) *APIError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &short):
-		return apiErr("insufficient_stock", "only %d units of product %d are available", short.Available, short.ProductID)
+		return apiErr(CodeInsufficientStock, "only %d units of product %d are available", short.Available, short.ProductID)
 	case errors.Is(err, inventory.ErrProductNotFound):
-		return apiErr("product_not_found", "no such product")
+		return apiErr(CodeProductNotFound, "no such product")
 	case errors.Is(err, inventory.ErrIdempotencyConflict):
-		return apiErr("idempotency_conflict", "idempotency_key was used with a different request")
+		return apiErr(CodeIdempotencyConflict, "idempotency_key was used with a different request")
 	case errors.Is(err, inventory.ErrReservationNotFound):
-		return apiErr("reservation_not_found", "no such reservation")
+		return apiErr(CodeReservationNotFound, "no such reservation")
 	case errors.Is(err, inventory.ErrReservationExpired):
-		return apiErr("reservation_expired", "the reservation expired and its units were returned")
+		return apiErr(CodeReservationExpired, "the reservation expired and its units were returned")
 	case errors.Is(err, inventory.ErrReservationReleased):
-		return apiErr("reservation_released", "the reservation was released and its units were returned")
+		return apiErr(CodeReservationReleased, "the reservation was released and its units were returned")
 	case errors.Is(err, inventory.ErrReservationCommitted):
-		return apiErr("reservation_committed", "the reservation is committed: its units are sold")
+		return apiErr(CodeReservationCommitted, "the reservation is committed: its units are sold")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return apiErr("deadline_exceeded", "the request deadline ran out")
+		return apiErr(CodeDeadlineExceeded, "the request deadline ran out")
 	case errors.Is(err, inventory.ErrStoreUnavailable):
 		s.log.ErrorContext(ctx, "store unavailable", "error", err.Error())
-		return apiErr("upstream_unavailable", "inventory store unavailable")
+		return apiErr(CodeUpstreamUnavailable, "inventory store unavailable")
 	default:
 		s.log.ErrorContext(ctx, "internal error", "error", err.Error())
-		return apiErr("internal_error", "internal error")
+		return apiErr(CodeInternalError, "internal error")
 	}
 }
 

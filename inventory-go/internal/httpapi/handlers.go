@@ -4,18 +4,15 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"io"
 	"math"
-	"mime"
 	"net/http"
 	"runtime"
-	"strings"
 	"time"
 
 	"polyshop/inventory-go/internal/inventory"
+	"polyshop/inventory-go/internal/wire"
 )
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -283,48 +280,42 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func hashToken(t string) [32]byte { return sha256.Sum256([]byte(t)) }
-
-// authorize guards admin routes. Hashing both sides first makes the constant-time
-// compare independent of the token length too.
+// authorize guards admin routes: Authorization: Bearer <ADMIN_TOKEN>, compared in
+// constant time (wire.CheckBearer).
 func (s *Server) authorize(r *http.Request) error {
 	if s.cfg.AdminToken == "" {
-		return apiErr("not_found", "no such route")
+		return apiErr(CodeNotFound, "no such route")
 	}
-	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return apiErr("unauthorized", "admin route: send Authorization: Bearer <token>")
+	raw, present := wire.Get(r.Header, wire.HeaderAuthorization)
+	switch wire.CheckBearer(raw, present, s.adminHash) {
+	case wire.AuthAllow:
+		return nil
+	case wire.AuthForbidden:
+		return apiErr(CodeForbidden, "wrong admin token")
+	default:
+		return apiErr(CodeUnauthorized, "admin route: send Authorization: Bearer <token>")
 	}
-	got := hashToken(strings.TrimSpace(token))
-	if subtle.ConstantTimeCompare(got[:], s.adminHash[:]) != 1 {
-		return apiErr("forbidden", "wrong admin token")
-	}
-	return nil
 }
 
 // readJSON reads a JSON body of at most MAX_BODY_BYTES: a declared Content-Length above
 // it is refused before reading, and a chunked body is cut off by MaxBytesReader.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return nil, apiErr("payload_too_large", "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+		return nil, apiErr(CodePayloadTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return nil, apiErr("unsupported_media_type", "send the body as application/json")
-		}
+	if !wire.IsJSONContentType(wire.Get(r.Header, wire.HeaderContentType)) {
+		return nil, apiErr(CodeUnsupportedMediaType, "send the body as Content-Type: application/json")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, apiErr("payload_too_large", "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+			return nil, apiErr(CodePayloadTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
 		}
 		if ctxErr := r.Context().Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
-		return nil, &APIError{Code: "malformed_request", Message: "request body could not be read",
+		return nil, &APIError{Code: CodeMalformedRequest, Message: "request body could not be read",
 			Details: []FieldError{{Field: "body", Message: "could not be read"}}}
 	}
 	return body, nil

@@ -173,7 +173,7 @@ func wantError(t testing.TB, r response, status int, code string) {
 	if rid, _ := e["request_id"].(string); rid == "" || rid != r.header.Get("X-Request-Id") {
 		t.Fatalf("request_id %q does not echo X-Request-Id %q", rid, r.header.Get("X-Request-Id"))
 	}
-	if want := codeStatus[code]; want != status {
+	if want := codeStatus[Code(code)]; want != status {
 		t.Fatalf("code %s has status %d in the table, answered %d", code, want, status)
 	}
 	if _, has := e["details"]; has && status != 400 && status != 422 {

@@ -61,11 +61,11 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 		if info := infoFrom(r.Context()); info != nil {
 			info.route = pattern
 		}
-		s.writeError(w, r, &APIError{Code: "method_not_allowed",
+		s.writeError(w, r, &APIError{Code: CodeMethodNotAllowed,
 			Message: r.Method + " is not allowed here", Allow: s.allow[pattern]})
 		return
 	}
-	s.writeError(w, r, apiErr("not_found", "no such route"))
+	s.writeError(w, r, apiErr(CodeNotFound, "no such route"))
 }
 
 // Paths answers the path templates the router serves (the OpenAPI test uses it).

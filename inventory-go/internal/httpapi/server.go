@@ -6,8 +6,6 @@ package httpapi
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -21,6 +19,7 @@ import (
 
 	"polyshop/inventory-go/internal/config"
 	"polyshop/inventory-go/internal/inventory"
+	"polyshop/inventory-go/internal/wire"
 )
 
 // Version is reported by /health; the build may override it with -ldflags -X.
@@ -49,7 +48,7 @@ type Server struct {
 	metrics    *metrics
 	access     *accessLogger
 	accessOn   bool
-	adminHash  [32]byte
+	adminHash  wire.TokenHash
 
 	requests    atomic.Int64
 	totalMicros atomic.Int64
@@ -67,7 +66,7 @@ func New(d Deps) *Server {
 	}
 	s.accessOn = d.Logger.Enabled(context.Background(), slog.LevelInfo)
 	if d.Config.AdminToken != "" {
-		s.adminHash = hashToken(d.Config.AdminToken)
+		s.adminHash = wire.HashToken(d.Config.AdminToken)
 	}
 	return s
 }
@@ -126,8 +125,7 @@ func unobserved(path string) bool {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	info := &reqInfo{requestID: requestID(r.Header.Get("X-Request-Id"))}
-	info.traceID, info.spanID = traceContext(r.Header.Get("traceparent"))
+	info := newReqInfo(r.Header)
 	ctx := context.WithValue(r.Context(), ctxKey{}, info)
 	w.Header().Set("X-Request-Id", info.requestID)
 	sw := &statusWriter{ResponseWriter: w}
@@ -155,7 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			s.log.ErrorContext(ctx, "panic", "panic", p)
 			if sw.status == 0 {
-				s.writeError(sw, r, apiErr("internal_error", "internal error"))
+				s.writeError(sw, r, apiErr(CodeInternalError, "internal error"))
 			}
 		}
 		s.observe(r, info, sw, start)
@@ -169,7 +167,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !isCleanPath(r.URL.Path) {
 		// net/http would answer a 301 with an HTML body; an API client gets the shared JSON.
-		s.writeError(sw, r, apiErr("not_found", "no such route"))
+		s.writeError(sw, r, apiErr(CodeNotFound, "no such route"))
 		return
 	}
 	s.mux.ServeHTTP(sw, r)
@@ -241,19 +239,18 @@ func routeLabel(pattern string) string {
 	return pattern
 }
 
-// deadline applies X-Request-Deadline-Ms: the remaining budget of the caller.
+// deadline applies X-Request-Deadline-Ms: the remaining budget of the caller. It runs
+// on /api routes only; /health, /ready and /metrics ignore the header.
 func (s *Server) deadline(r *http.Request, ctx *context.Context, cancel *context.CancelFunc) *APIError {
-	v := r.Header.Get("X-Request-Deadline-Ms")
-	if v == "" {
+	n, st := wire.ParseDeadline(wire.Get(r.Header, wire.HeaderDeadline))
+	switch {
+	case st == wire.DeadlineAbsent:
 		return nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return &APIError{Code: "malformed_request", Message: "X-Request-Deadline-Ms must be an integer >= 0",
-			Details: []FieldError{{Field: "X-Request-Deadline-Ms", Message: "must be an integer >= 0"}}}
-	}
-	if n == 0 {
-		return apiErr("deadline_exceeded", "the request deadline ran out")
+	case st == wire.DeadlineMalformed:
+		return &APIError{Code: CodeMalformedRequest, Message: "X-Request-Deadline-Ms must be an integer >= 0",
+			Details: []FieldError{{Field: wire.HeaderDeadline, Message: "must be an integer >= 0"}}}
+	case n == 0:
+		return apiErr(CodeDeadlineExceeded, "the request deadline ran out")
 	}
 	*ctx, *cancel = context.WithTimeout(*ctx, time.Duration(min(n, 24*3600*1000))*time.Millisecond)
 	return nil
@@ -267,60 +264,31 @@ func (s *Server) fault(ctx context.Context) *APIError {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return apiErr("deadline_exceeded", "the request deadline ran out")
+			return apiErr(CodeDeadlineExceeded, "the request deadline ran out")
 		}
 	}
 	if rate := s.cfg.FaultErrorRate; rate > 0 && rand.Float64() < rate {
-		return apiErr("fault_injected", "injected fault")
+		return apiErr(CodeFaultInjected, "injected fault")
 	}
 	return nil
 }
 
-// requestID keeps a sane incoming X-Request-Id, else makes a new one (env.md).
-func requestID(in string) string {
-	if n := len(in); n >= 1 && n <= 128 {
-		ok := true
-		for i := 0; i < n; i++ {
-			c := in[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return in
-		}
+// newReqInfo keeps a sane incoming X-Request-Id (else a new one) and continues a valid
+// traceparent with a new span id (else a new trace); neither is ever an error.
+func newReqInfo(h http.Header) *reqInfo {
+	raw, _ := wire.Get(h, wire.HeaderRequestID)
+	id, ok := wire.ParseRequestID(raw)
+	if !ok {
+		id = wire.NewRequestID()
 	}
-	var b [16]byte
-	_, _ = crand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40 // UUID version 4
-	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	return hex.EncodeToString(b[:])
-}
-
-// traceContext continues a valid W3C traceparent with a new span id, else starts a trace.
-func traceContext(tp string) (traceID, spanID string) {
-	var span [8]byte
-	_, _ = crand.Read(span[:])
-	spanID = hex.EncodeToString(span[:])
-	if len(tp) >= 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' && tp[:2] != "ff" &&
-		isLowerHex(tp[:2]) && isLowerHex(tp[3:35]) && isLowerHex(tp[36:52]) && isLowerHex(tp[53:55]) &&
-		tp[3:35] != strings.Repeat("0", 32) && tp[36:52] != strings.Repeat("0", 16) &&
-		(len(tp) == 55 || tp[:2] != "00") {
-		return tp[3:35], spanID
+	info := &reqInfo{requestID: id, spanID: wire.NewSpanID()}
+	raw, _ = wire.Get(h, wire.HeaderTraceparent)
+	if tr, ok := wire.ParseTraceparent(raw); ok {
+		info.traceID = tr.TraceID
+	} else {
+		info.traceID = wire.NewTraceID()
 	}
-	var trace [16]byte
-	_, _ = crand.Read(trace[:])
-	return hex.EncodeToString(trace[:]), spanID
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if (s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f') {
-			return false
-		}
-	}
-	return true
+	return info
 }
 
 // writeJSON answers v as JSON with the status.

@@ -36,7 +36,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "BREAKER_SUCCESSES",
         default: "2",
-        description: "half-open trial successes that close it again (also the number of trials in flight), 1 .. 100",
+        description: "half-open trial successes that close it again (also the number of trials in flight), 1 .. 1000",
     },
     EnvVar {
         name: "BREAKER_COOLDOWN_S",
@@ -48,7 +48,7 @@ pub const ENV_VARS: &[EnvVar] = &[
 /// A configuration value that cannot be used. `Display` is one line naming the variable,
 /// ready for stderr before the service exits with code 2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {var}={value:?}: {reason}")]
+#[error("invalid {var}: {reason}")]
 pub struct ConfigError {
     /// The offending variable.
     pub var: &'static str,
@@ -97,8 +97,8 @@ impl Default for UpstreamConfig {
 
 impl UpstreamConfig {
     /// Reads [`ENV_VARS`] through `getenv` (pass `|k| std::env::var(k).ok()` in a service,
-    /// a map lookup in tests). Unset or empty means the default; anything else must be a
-    /// plain decimal integer within the documented bounds.
+    /// a map lookup in tests). Unset or blank means the default; anything else must be
+    /// ASCII decimal digits within the documented bounds (svc-wire's env rules).
     pub fn from_env<F>(getenv: F) -> Result<Self, ConfigError>
     where
         F: Fn(&str) -> Option<String>,
@@ -107,7 +107,7 @@ impl UpstreamConfig {
         let timeout_ms = int(&getenv, "UPSTREAM_TIMEOUT_MS", 1000, 1, 60_000)?;
         let retries = int(&getenv, "UPSTREAM_RETRIES", 1, 0, 5)?;
         let failures = int(&getenv, "BREAKER_FAILURES", 5, 1, 1000)?;
-        let successes = int(&getenv, "BREAKER_SUCCESSES", 2, 1, 100)?;
+        let successes = int(&getenv, "BREAKER_SUCCESSES", 2, 1, 1000)?;
         let cooldown_s = int(&getenv, "BREAKER_COOLDOWN_S", 60, 1, 3600)?;
         Ok(Self {
             timeout: Duration::from_millis(timeout_ms),
@@ -130,25 +130,16 @@ fn int<F>(
 where
     F: Fn(&str) -> Option<String>,
 {
-    let raw = match getenv(var) {
-        Some(v) if !v.trim().is_empty() => v,
-        _ => return Ok(default),
+    let raw = getenv(var);
+    // The shared rules (svc-wire): trimmed, blank = unset, ASCII digits only, bounds.
+    let Some(text) = svc_wire::env::trimmed(raw.as_deref()) else {
+        return Ok(default);
     };
-    let text = raw.trim();
-    // str::parse accepts a leading '+'; env.md wants plain decimal digits only.
-    let parsed = if text.bytes().all(|b| b.is_ascii_digit()) {
-        text.parse::<u64>().ok()
-    } else {
-        None
-    };
-    match parsed {
-        Some(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(ConfigError {
-            var,
-            value: raw,
-            reason: format!("must be an integer between {min} and {max}"),
-        }),
-    }
+    svc_wire::env::uint(text, min, max).map_err(|reason| ConfigError {
+        var,
+        value: text.to_owned(),
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -217,7 +208,7 @@ mod tests {
             let err = parse(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);
             let line = err.to_string();
-            assert!(line.starts_with(&format!("invalid {var}=")), "{line}");
+            assert!(line.starts_with(&format!("invalid {var}:")), "{line}");
             assert!(!line.contains('\n'), "{line}");
         }
     }

@@ -37,9 +37,11 @@ mod upstream;
 
 pub use breaker::BreakerState;
 pub use config::{ConfigError, ENV_VARS, EnvVar, UpstreamConfig};
-pub use context::{CallContext, TraceParent};
+pub use context::CallContext;
 pub use error::{ClientError, FailureCause};
 pub use http::StatusCode;
-pub use metrics::{ClientMetrics, HTTP_BUCKETS};
+pub use metrics::ClientMetrics;
 pub use ring::ShardRing;
+/// The header parsers and buckets shared with svc-kit (one reading of the wire).
+pub use svc_wire::{HTTP_BUCKETS, TraceParent};
 pub use upstream::{BuildError, Upstream, UpstreamResponse};

@@ -2,11 +2,7 @@
 // state gauge, registered once per registry and shared by every Upstream.
 use prometheus::{HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry};
 
-/// Buckets of both http histograms (observability.md), in seconds.
-pub const HTTP_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
-    7.5, 10.0,
-];
+use svc_wire::HTTP_BUCKETS;
 
 /// The client's metric families. Register once per [`Registry`] (a second registration
 /// of the same names fails), then pass to every [`crate::Upstream::new`]; cloning is cheap.

@@ -12,9 +12,10 @@ use serde::de::DeserializeOwned;
 
 use crate::breaker::{Breaker, BreakerState, Outcome};
 use crate::config::UpstreamConfig;
-use crate::context::{CallContext, TraceParent};
+use crate::context::CallContext;
 use crate::error::{ClientError, FailureCause};
 use crate::metrics::ClientMetrics;
+use svc_wire::TraceParent;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -210,7 +211,7 @@ impl Upstream {
         };
         let histogram_ok = |status: &str| {
             self.inner.metrics.duration.with_label_values(&[
-                method.as_str(),
+                svc_wire::method_label(method.as_str()),
                 &self.inner.name,
                 status,
             ])
@@ -312,7 +313,7 @@ impl Upstream {
     ) -> Result<UpstreamResponse, TryError> {
         let mut req = self.inner.client.request(method.clone(), url);
         // No let-chains: the workspace promises rust-version 1.85.
-        if !ctx.request_id.is_empty() {
+        if svc_wire::valid_request_id(&ctx.request_id) {
             if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
                 req = req.header(X_REQUEST_ID, v);
             }

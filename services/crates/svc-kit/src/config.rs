@@ -4,7 +4,8 @@
 //! exits 2, so only `main` ever exits.
 
 use std::fmt;
-use std::str::FromStr;
+
+use svc_wire::env;
 
 /// A bad configuration value: the variable and what is wrong, printed as one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,82 +54,73 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         Self { lookup }
     }
 
-    /// The raw value; an empty or all-blank value counts as unset.
+    /// The value trimmed of ASCII whitespace; an empty or all-blank value counts as unset.
     pub fn get(&self, name: &'static str) -> Option<String> {
-        (self.lookup)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        env::trimmed((self.lookup)(name).as_deref()).map(str::to_owned)
     }
 
-    /// A number within `min..=max`, `default` when unset; trailing garbage is an error.
-    pub fn number<T>(
+    /// The value through one of svc-wire's env rules (`None` when unset); a refusal names
+    /// the variable.
+    pub fn parse<T>(
         &self,
         name: &'static str,
-        default: T,
-        min: T,
-        max: T,
-    ) -> Result<T, ConfigError>
-    where
-        T: FromStr + PartialOrd + Copy + fmt::Display,
-    {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
-        };
-        let bounds = || format!("must be a number in {min}..{max}, got {raw:?}");
-        let v: T = raw.parse().map_err(|_| ConfigError::new(name, bounds()))?;
-        if v < min || v > max {
-            return Err(ConfigError::new(name, bounds()));
-        }
-        Ok(v)
+        rule: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.get(name)
+            .map(|v| rule(&v).map_err(|why| ConfigError::new(name, why)))
+            .transpose()
     }
 
-    /// One of `allowed`, `default` when unset.
+    /// An integer (ASCII digits only) within `min..=max`, `default` when unset.
+    pub fn int(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        Ok(self
+            .parse(name, |v| env::uint(v, min, max))?
+            .unwrap_or(default))
+    }
+
+    /// A number (digits, at most one `.`) within `min..=max`, `default` when unset.
+    pub fn number(
+        &self,
+        name: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<f64, ConfigError> {
+        Ok(self
+            .parse(name, |v| env::number(v, min, max))?
+            .unwrap_or(default))
+    }
+
+    /// One of `allowed` (case-insensitive), `default` when unset.
     pub fn one_of(
         &self,
         name: &'static str,
         default: &'static str,
         allowed: &[&'static str],
     ) -> Result<&'static str, ConfigError> {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
-        };
-        allowed
-            .iter()
-            .find(|a| a.eq_ignore_ascii_case(&raw))
-            .copied()
-            .ok_or_else(|| {
-                ConfigError::new(
-                    name,
-                    format!("must be one of {}, got {raw:?}", allowed.join(", ")),
-                )
-            })
+        Ok(self
+            .parse(name, |v| env::one_of(v, allowed))?
+            .unwrap_or(default))
     }
 
-    /// An http(s) base URL, `default` when unset; the trailing slash is dropped.
+    /// An `http://` base URL, `default` when unset; trailing slashes are dropped.
     pub fn url(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
-        let raw = self.get(name).unwrap_or_else(|| default.to_owned());
-        check_http_url(name, &raw)
+        Ok(self
+            .parse(name, env::http_url)?
+            .unwrap_or_else(|| default.to_owned()))
     }
-}
 
-/// Validates an `http://` / `https://` URL with a host, returns it without trailing slash.
-pub fn check_http_url(name: &'static str, raw: &str) -> Result<String, ConfigError> {
-    let rest = raw
-        .strip_prefix("http://")
-        .or_else(|| raw.strip_prefix("https://"))
-        .ok_or_else(|| {
-            ConfigError::new(
-                name,
-                format!("must be an http:// or https:// URL, got {raw:?}"),
-            )
-        })?;
-    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
-        return Err(ConfigError::new(
-            name,
-            format!("must name a host, got {raw:?}"),
-        ));
+    /// A comma list of `http://` URLs (shard names, kept as written); `None` when unset or
+    /// when no entry is left after dropping empty ones.
+    pub fn url_list(&self, name: &'static str) -> Result<Option<Vec<String>>, ConfigError> {
+        Ok(self.parse(name, env::http_url_list)?.flatten())
     }
-    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 /// `dev` or `prod`.
@@ -186,29 +178,18 @@ impl CommonConfig {
             "prod" => Environment::Prod,
             _ => Environment::Dev,
         };
-        let redis_url = vars.get("REDIS_URL");
-        if let Some(url) = &redis_url {
-            check_redis_url(url)?;
-        }
         let cfg = Self {
-            port: vars.number("PORT", default_port, 1, 65535)?,
+            port: vars.int("PORT", default_port.into(), 1, 65535)? as u16,
             env,
-            redis_url,
+            redis_url: vars.parse("REDIS_URL", env::redis_url)?,
             log_level: vars.one_of("LOG_LEVEL", "info", &["debug", "info", "warn", "error"])?,
-            admin_token: vars.get("ADMIN_TOKEN"),
-            max_body_bytes: vars.number("MAX_BODY_BYTES", 65536, 1, 64 * 1024 * 1024)?,
-            fault_delay_ms: vars.number("FAULT_DELAY_MS", 0, 0, 60_000)?,
+            admin_token: vars.parse("ADMIN_TOKEN", env::secret)?,
+            max_body_bytes: vars.int("MAX_BODY_BYTES", 65536, 1, 64 * 1024 * 1024)? as usize,
+            fault_delay_ms: vars.int("FAULT_DELAY_MS", 0, 0, 60_000)?,
             fault_error_rate: vars.number("FAULT_ERROR_RATE", 0.0, 0.0, 1.0)?,
-            instance_id: match vars.get("INSTANCE_ID") {
-                Some(id) if id.len() <= 128 && !id.contains(char::is_whitespace) => id,
-                Some(id) => {
-                    return Err(ConfigError::new(
-                        "INSTANCE_ID",
-                        format!("must be 1..128 characters without spaces, got {id:?}"),
-                    ));
-                }
-                None => default_instance_id(),
-            },
+            instance_id: vars
+                .parse("INSTANCE_ID", env::instance_id)?
+                .unwrap_or_else(default_instance_id),
         };
         cfg.check_prod()?;
         Ok(cfg)
@@ -294,21 +275,6 @@ impl fmt::Display for CommonConfig {
         }
         Ok(())
     }
-}
-
-fn check_redis_url(url: &str) -> Result<(), ConfigError> {
-    let rest = url
-        .strip_prefix("redis://")
-        .or_else(|| url.strip_prefix("rediss://"))
-        .ok_or_else(|| ConfigError::new("REDIS_URL", "must start with redis:// or rediss://"))?;
-    let host = rest.rsplit('@').next().unwrap_or("");
-    if host.is_empty() || host.starts_with('/') {
-        return Err(ConfigError::new(
-            "REDIS_URL",
-            "must name a host (redis://host:port/db)",
-        ));
-    }
-    Ok(())
 }
 
 /// `redis://user:secret@host` -> `redis://user:***@host`; URLs without a password unchanged.

@@ -11,17 +11,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use svc_client::TraceParent;
+use svc_wire::TraceParent;
 
 use crate::Kit;
 use crate::error::ApiError;
 
-/// Header carrying the request id (kept when valid, generated otherwise, echoed back).
-pub const REQUEST_ID: &str = "x-request-id";
-/// W3C trace context header.
-pub const TRACEPARENT: &str = "traceparent";
-/// Remaining budget of the request in milliseconds.
-pub const DEADLINE_MS: &str = "x-request-deadline-ms";
+/// The header names and their one parser (svc-wire, shared with svc-client).
+pub use svc_wire::{DEADLINE_MS, REQUEST_ID, TRACEPARENT, new_request_id, valid_request_id};
 
 /// What a request carries through the service: ids for logs and propagation, and its deadline.
 #[derive(Debug, Clone)]
@@ -52,16 +48,13 @@ impl RequestContext {
 
     /// The request id and trace context alone (never fails: bad values are replaced).
     pub fn ids_from_headers(headers: &HeaderMap) -> Self {
-        let request_id = headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| valid_request_id(v))
+        let request_id = svc_wire::request_id(headers.get(REQUEST_ID).map(HeaderValue::as_bytes))
             .map(Arc::from)
             .unwrap_or_else(|| Arc::from(new_request_id()));
-        // svc-client's parser, so incoming and outgoing trace context follow one reading
-        // of the W3C rules.
+        // svc-wire's parser, the one svc-client uses too, so incoming and outgoing trace
+        // context follow one reading of the W3C rules.
         let trace =
-            TraceParent::continue_or_new(headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()));
+            TraceParent::continue_or_new_bytes(headers.get(TRACEPARENT).map(HeaderValue::as_bytes));
         Self {
             request_id,
             trace_id: Arc::from(trace.trace_id_hex()),
@@ -105,7 +98,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     }
 }
 
-/// `X-Request-Deadline-Ms` as an instant; an unparsable value is a 400.
+/// `X-Request-Deadline-Ms` as an instant (svc-wire's rule: ASCII digits, saturating at
+/// 2^31-1 ms); a malformed value is a 400 `malformed_request`.
 pub fn deadline_from_headers(
     headers: &HeaderMap,
     now: Instant,
@@ -113,39 +107,9 @@ pub fn deadline_from_headers(
     let Some(raw) = headers.get(DEADLINE_MS) else {
         return Ok(None);
     };
-    let ms = raw
-        .to_str()
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .ok_or_else(|| {
-            ApiError::Malformed("X-Request-Deadline-Ms must be an integer >= 0".to_owned())
-        })?;
-    Ok(Some(now + Duration::from_millis(ms)))
-}
-
-/// True for 1..128 characters of `[A-Za-z0-9._-]`.
-pub fn valid_request_id(v: &str) -> bool {
-    (1..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// A fresh UUID4 as 32 hex digits.
-pub fn new_request_id() -> String {
-    let mut b = rand::random::<[u8; 16]>();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    hex(&b)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
+    let ms = svc_wire::parse_deadline_ms(raw.as_bytes())
+        .map_err(|e| ApiError::Malformed(e.to_string()))?;
+    Ok(now.checked_add(Duration::from_millis(ms)))
 }
 
 fn is_quiet(path: &str) -> bool {
@@ -284,18 +248,6 @@ mod tests {
             assert_eq!(ctx.trace_id.len(), 32, "{bad}");
             assert!(ctx.traceparent().ends_with("-01"), "{bad}");
         }
-    }
-
-    #[test]
-    fn request_ids_are_kept_or_generated() {
-        assert!(valid_request_id("abc-123_x.y"));
-        assert!(!valid_request_id(""));
-        assert!(!valid_request_id("has space"));
-        assert!(!valid_request_id(&"a".repeat(129)));
-        let id = new_request_id();
-        assert_eq!(id.len(), 32);
-        assert_eq!(&id[12..13], "4");
-        assert!(valid_request_id(&id));
     }
 
     #[test]

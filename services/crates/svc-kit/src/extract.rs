@@ -49,18 +49,9 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     }
 }
 
+/// svc-wire's rule: `application/json`, optionally `; charset=utf-8`, case-insensitive.
 fn is_json(ct: Option<&axum::http::HeaderValue>) -> bool {
-    let Some(ct) = ct.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    svc_wire::is_json_content_type(ct.map(axum::http::HeaderValue::as_bytes))
 }
 
 /// Parses JSON: syntax errors are 400 `malformed_request`, data errors 422 with the field.
@@ -172,15 +163,18 @@ pub fn check_admin(
     let Some(expected) = expected else {
         return Err(ApiError::NotFound);
     };
-    let given = authorization
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .filter(|t| !t.is_empty())
-        .ok_or(ApiError::Unauthorized)?;
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+    authorize(
+        expected,
+        authorization.map(axum::http::HeaderValue::as_bytes),
+    )
+}
+
+/// 401 without a bearer token (absent, empty, another scheme), 403 with a wrong one; the
+/// token is compared in constant time. Bytes, not `to_str`: a latin-1 or control byte in
+/// the token is a wrong token (403), not a missing one.
+pub fn authorize(expected: &str, authorization: Option<&[u8]>) -> Result<AdminGuard, ApiError> {
+    let given = svc_wire::bearer_token(authorization).ok_or(ApiError::Unauthorized)?;
+    if bool::from(given.ct_eq(expected.as_bytes())) {
         Ok(AdminGuard)
     } else {
         Err(ApiError::Forbidden)
@@ -245,7 +239,8 @@ mod tests {
         assert!(is_json(Some(&HeaderValue::from_static(
             "Application/JSON; charset=utf-8"
         ))));
-        assert!(is_json(Some(&HeaderValue::from_static(
+        // Only application/json itself (header-vectors.json).
+        assert!(!is_json(Some(&HeaderValue::from_static(
             "application/merge-patch+json"
         ))));
         assert!(!is_json(Some(&HeaderValue::from_static("text/plain"))));

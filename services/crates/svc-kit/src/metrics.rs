@@ -6,8 +6,8 @@ use std::time::Duration;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, Registry, TextEncoder};
 
 /// Buckets of both http histograms, the same in every language (observability.md);
-/// defined once in svc-client, whose client histogram uses them too.
-pub use svc_client::HTTP_BUCKETS;
+/// defined once in svc-wire, which svc-client's histogram uses too.
+pub use svc_wire::HTTP_BUCKETS;
 
 /// A registry with the process collector (`process_resident_memory_bytes`, ...) installed.
 pub fn new_registry() -> Result<Registry, prometheus::Error> {
@@ -44,11 +44,13 @@ impl HttpMetrics {
         Ok(Self { duration })
     }
 
-    /// Records one request; `route` is the matched template or `unmatched`.
+    /// Records one request; `route` is the matched template or `unmatched`. A method
+    /// outside the known list is recorded as `_OTHER` (svc_wire::method_label), so
+    /// invented methods cannot create series.
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let status = status.to_string();
         self.duration
-            .with_label_values(&[method, route, status.as_str()])
+            .with_label_values(&[svc_wire::method_label(method), route, status.as_str()])
             .observe(elapsed.as_secs_f64());
     }
 }
