@@ -18,9 +18,22 @@ import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from gateway.config import Settings
 from gateway.main import create_app
+
+# Property tests (test_fuzz.py): a short run by default; HYPOTHESIS_PROFILE=fuzz (make fuzz)
+# runs many more examples. The gateway under test is shared by the examples of one test.
+_SHARED_APP = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+hypothesis_settings.register_profile(
+    "default", max_examples=40, deadline=None, suppress_health_check=_SHARED_APP
+)
+hypothesis_settings.register_profile(
+    "fuzz", max_examples=5000, deadline=None, suppress_health_check=_SHARED_APP
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _err(status: int, code: str) -> web.Response:

@@ -40,7 +40,10 @@ def test_defaults_match_env_md() -> None:
         ("FAULT_ERROR_RATE", "1.5"),
         ("FAULT_ERROR_RATE", "x"),
         ("PRICING_URL", "not a url"),
-        ("MAX_BODY_BYTES", ""),
+        ("PRICING_URL", "https://pricing:8001"),
+        ("MAX_BODY_BYTES", "1e3"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("ADMIN_TOKEN", "two\nlines"),
     ],
 )
 def test_bad_value_exits_2_naming_the_variable(
@@ -104,9 +107,9 @@ def test_readme_env_table_equals_settings() -> None:
     fields = Settings.model_fields
     assert set(rows) == {name.upper() for name in fields}
     for name, info in fields.items():
-        if info.default_factory is not None:
+        if name == "instance_id":
             assert rows[name.upper()] == "hostname-pid"
             continue
-        default = info.default
-        expected = "unset" if default is None else str(default)
+        default = info.get_default(call_default_factory=True)
+        expected = "unset" if default in (None, []) else str(default)
         assert rows[name.upper()] == expected, name

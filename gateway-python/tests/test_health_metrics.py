@@ -149,3 +149,14 @@ def test_uvicorn_sentences_become_an_event_with_detail() -> None:
         "info",
     )
     assert "color_message" not in line
+
+
+async def test_invented_methods_are_labelled_other(gw: Gateway) -> None:
+    for method in ("FOO1", "FOO2"):
+        resp = await gw.client.request(method, "/api/product/123")
+        assert resp.status_code == 405, (method, resp.text)
+    resp = await gw.client.request("FOO1", "/nowhere")
+    assert resp.status_code in (404, 405)
+    counts = _samples((await gw.client.get("/metrics")).text, "http_server_request_duration")
+    methods = {k.split('http_request_method="')[1].split('"')[0] for k in counts if "method" in k}
+    assert methods == {"_OTHER"}

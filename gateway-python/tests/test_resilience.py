@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
 from gateway.resilience import (
@@ -297,3 +298,41 @@ async def test_fault_delay_counts_against_the_deadline(
     gw: Gateway = await gateway_factory(fault_delay_ms=200, request_deadline_ms=100)
     assert_error(await gw.client.get("/api/product/123"), 503, "deadline_exceeded")
     assert fake_pricing.calls == []
+
+
+async def test_rate_limit_keys_on_the_client_a_trusted_proxy_names(gateway_factory: Any) -> None:
+    gw: Gateway = await gateway_factory(
+        rate_limit_rps=0.01, rate_limit_burst=2, trusted_proxies="10.0.0.0/8"
+    )
+
+    def from_peer(peer: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=gw.app, client=(peer, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://gateway")
+
+    async with from_peer("10.0.0.5") as proxy, from_peer("203.0.113.9") as direct:
+
+        async def codes(client: httpx.AsyncClient, xff: str, n: int = 3) -> list[int]:
+            headers = {"x-forwarded-for": xff}
+            return [
+                (await client.get("/api/product/123", headers=headers)).status_code
+                for _ in range(n)
+            ]
+
+        # Two clients behind one trusted proxy: a bucket each.
+        assert await codes(proxy, "198.51.100.1") == [200, 200, 429]
+        assert await codes(proxy, "198.51.100.2, 10.0.0.7") == [200, 200, 429]
+        # A client cannot pick its bucket by writing hops left of the proxy's entry.
+        assert await codes(proxy, "6.6.6.6, 198.51.100.1", 1) == [429]
+        # One IPv6 /64 is one client.
+        assert await codes(proxy, "2001:db8::1", 1) == [200]
+        assert await codes(proxy, "[2001:db8::2]:443", 2) == [200, 429]
+        # An untrusted peer's header is ignored: every spoofed client is the peer.
+        assert await codes(direct, "198.51.100.3") == [200, 200, 429]
+        assert await codes(direct, "198.51.100.4", 1) == [429]
+
+
+async def test_forwarded_for_is_ignored_by_default(gateway_factory: Any) -> None:
+    gw: Gateway = await gateway_factory(rate_limit_rps=0.01, rate_limit_burst=1)
+    first = await gw.client.get("/api/product/123", headers={"x-forwarded-for": "198.51.100.1"})
+    second = await gw.client.get("/api/product/123", headers={"x-forwarded-for": "198.51.100.2"})
+    assert (first.status_code, second.status_code) == (200, 429)

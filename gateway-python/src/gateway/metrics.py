@@ -19,6 +19,15 @@ BUCKETS = (
     0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+# OpenTelemetry HTTP semantic conventions: http.request.method is one of the known methods,
+# anything else `_OTHER`, so a client inventing methods cannot add label values.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "_OTHER"
 
 
 class Metrics:
@@ -67,6 +76,7 @@ class Metrics:
         self._client_children: dict[tuple[str, str, int], Histogram] = {}
 
     def observe_server(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method_label(method)
         key = (method, route, status)
         child = self._server_children.get(key)
         if child is None:
@@ -75,6 +85,7 @@ class Metrics:
         child.observe(seconds)
 
     def observe_client(self, method: str, upstream: str, status: int, seconds: float) -> None:
+        method = method_label(method)
         key = (method, upstream, status)
         child = self._client_children.get(key)
         if child is None:

@@ -13,9 +13,11 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import Settings
-from gateway.context import MalformedHeader, activate, new_context, parse_deadline_header
+from gateway.context import activate, new_context
 from gateway.errors import ApiError, error_body
+from gateway.headers import DEADLINE, MalformedHeader, parse_deadline
 from gateway.metrics import Metrics
+from gateway.netaddr import client_key, networks
 
 log = logging.getLogger("gateway.http")
 # observability.md: these are neither recorded in the histogram nor access-logged.
@@ -45,6 +47,7 @@ class GatewayMiddleware:
         self.settings = settings
         self.metrics = metrics
         self.max_body = settings.max_body_bytes
+        self.trusted = networks(settings.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,6 +57,7 @@ class GatewayMiddleware:
         # no rate limit, histogram sample or access line.
         tracked = scope["path"] not in UNTRACKED
         request_id = traceparent = deadline = length = None
+        forwarded: list[str] = []
         header_bytes = 0
         for name, value in scope["headers"]:
             header_bytes += len(name) + len(value)
@@ -65,6 +69,8 @@ class GatewayMiddleware:
                 deadline = value.decode("latin-1")
             elif name == b"content-length":
                 length = value
+            elif name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
         ctx = new_context(request_id, traceparent, deadline, self.settings.request_deadline_ms)
         activate(ctx)
         rid_header = (b"x-request-id", ctx.request_id.encode())
@@ -94,7 +100,7 @@ class GatewayMiddleware:
             if tracked:
                 early = self._precheck(scope, deadline, length, header_bytes)
                 if early is None:
-                    early = await self._rate_limit(scope)
+                    early = await self._rate_limit(scope, forwarded)
             if early is None and self.settings.fault_delay_ms and scope["path"].startswith("/api/"):
                 await asyncio.sleep(self.settings.fault_delay_ms / 1000)
             if early is not None:
@@ -139,36 +145,38 @@ class GatewayMiddleware:
         if header_bytes > MAX_HEADER_BYTES or len(scope["headers"]) > MAX_HEADERS:
             return ApiError("malformed_request", "request headers are too large")
         try:
-            budget = parse_deadline_header(deadline)
-        except MalformedHeader:
+            budget = parse_deadline(deadline)
+        except MalformedHeader as exc:
             return ApiError(
                 "malformed_request",
-                "X-Request-Deadline-Ms must be an integer >= 0",
-                [{"field": "X-Request-Deadline-Ms", "message": "must be an integer >= 0"}],
+                str(exc),
+                [{"field": DEADLINE, "message": exc.message}],
             )
         if budget == 0:
             return ApiError("deadline_exceeded", "the request's deadline has already passed")
         if length is not None:
-            try:
-                too_big = int(length) > self.max_body
-            except ValueError:
+            digits = length.strip(b" \t")
+            if not digits.isdigit():  # bytes.isdigit() is ASCII digits only
                 return ApiError("malformed_request", "Content-Length is not a number")
-            if too_big:
+            if len(digits) > 20 or int(digits) > self.max_body:
                 return ApiError("payload_too_large", "request body is too large")
         rate = self.settings.fault_error_rate
         if rate and path.startswith("/api/") and random.random() < rate:
             return ApiError("fault_injected", "injected fault")
         return None
 
-    async def _rate_limit(self, scope: Scope) -> ApiError | None:
+    async def _rate_limit(self, scope: Scope, forwarded: list[str]) -> ApiError | None:
         if not self.settings.rate_limit_rps:
             return None
         # The lifespan puts the limiter (memory or Redis) on the app's state.
         services = getattr(scope["app"].state, "services", None)
         if services is None or services.limiter is None:
             return None
+        # The bucket: the TCP peer, or the client a trusted proxy names in X-Forwarded-For
+        # (several X-Forwarded-For lines are one comma list, in order).
         client = scope.get("client")
-        wait = await services.limiter.hit(client[0] if client else "unknown")
+        key = client_key(client[0] if client else None, ",".join(forwarded), self.trusted)
+        wait = await services.limiter.hit(key)
         if wait <= 0:
             return None
         return ApiError(

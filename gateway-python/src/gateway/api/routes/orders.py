@@ -13,6 +13,12 @@ from starlette.responses import Response
 from gateway.api.deps import ServicesDep
 from gateway.context import current
 from gateway.errors import ApiError, validation_details
+from gateway.headers import (
+    IDEMPOTENCY_KEY,
+    MalformedHeader,
+    is_json_content_type,
+    parse_idempotency_key,
+)
 from gateway.models import ErrorResponse, Order, OrderRequest
 
 router = APIRouter(tags=["orders"])
@@ -21,32 +27,22 @@ MAX_ORDER_ID = 2**53
 
 
 def check_idempotency_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 128 or not all(0x20 <= ord(c) <= 0x7E for c in key):
+    """The trimmed key, None when absent; 422 validation_failed naming the header else."""
+    try:
+        return parse_idempotency_key(key)
+    except MalformedHeader as exc:
         raise ApiError(
             "validation_failed",
             "Idempotency-Key is invalid",
-            [
-                {
-                    "field": "Idempotency-Key",
-                    "message": "must be 1 to 128 printable ASCII characters",
-                }
-            ],
-        )
-    return key
-
-
-def is_json_type(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == JSON or (media.startswith("application/") and media.endswith("+json"))
+            [{"field": IDEMPOTENCY_KEY, "message": exc.message}],
+        ) from None
 
 
 async def read_order_request(request: Request) -> OrderRequest:
-    if not is_json_type(request.headers.get("content-type")):
-        raise ApiError("unsupported_media_type", "send the body as application/json")
+    if not is_json_content_type(request.headers.get("content-type")):
+        raise ApiError(
+            "unsupported_media_type", "send the body as application/json (charset utf-8)"
+        )
     # The middleware's receive() raises once MAX_BODY_BYTES is passed, before the rest is read.
     body = await request.body()
     try:
