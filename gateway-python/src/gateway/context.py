@@ -81,9 +81,6 @@ def trace_from(header: str | None) -> tuple[str, str]:
     return os.urandom(16).hex(), "01"
 
 
-parse_deadline_header = parse_deadline
-
-
 def new_context(
     request_id: str | None,
     traceparent: str | None,
@@ -93,7 +90,7 @@ def new_context(
     now = time.monotonic()
     budget = default_budget_ms
     try:
-        incoming = parse_deadline_header(deadline_header)
+        incoming = parse_deadline(deadline_header)
     except MalformedHeader:
         incoming = None  # the middleware answers 400 on API routes; probes ignore it
     if incoming is not None:
