@@ -3,7 +3,7 @@
 DEPS_TARGETS += deps-deploy
 LINT_TARGETS += lint-deploy
 FMT_TARGETS += fmt-deploy
-UNIT_TARGETS += test-healthcheck
+UNIT_TARGETS += test-healthcheck test-k8s-policy
 E2E_TARGETS += test-dashboards
 
 DEPLOY_TOOLS := deploy/requirements-tools.txt
@@ -20,14 +20,14 @@ LOADTEST_SPAWN_RATE ?= 5
 LOADTEST_TIME ?= 60s
 RUFF_CFG := --config $(ROOT)/gateway-python/pyproject.toml
 DOCKERFILES := pricing-rust/Dockerfile inventory-go/Dockerfile gateway-python/Dockerfile
-DEPLOY_PY := deploy/grafana/dashboards.py tests/dashboards load-tests
+DEPLOY_PY := deploy/grafana/dashboards.py tests/dashboards tests/manifests load-tests
 
 # Oldest and newest Kubernetes the manifests are validated against (kubernetes-validate
-# carries schemas 1.25-1.37; matchLabelKeys in the prod spread needs 1.27+).
-K8S_VERSIONS := 1.29.0 1.37.0
+# carries schemas 1.25-1.37; the preStop sleep action needs 1.30+, where it is on by default).
+K8S_VERSIONS := 1.30.0 1.37.0
 HEALTHCHECK_DIR := deploy/docker/healthcheck
 
-.PHONY: deps-deploy lint-deploy fmt-deploy test-healthcheck test-dashboards loadtest up down
+.PHONY: deps-deploy lint-deploy fmt-deploy test-healthcheck test-k8s-policy test-dashboards loadtest up down
 deps-deploy: deps-python ## check-jsonschema, kubernetes-validate, hadolint into .venv (pinned); kustomize if no kubectl
 	@if [ "$$(cat $(DEPLOY_STAMP) 2>/dev/null)" = "$(DEPLOY_HASH)" ]; then \
 	  echo "deps-deploy: validators are up to date"; \
@@ -75,6 +75,10 @@ fmt-deploy: ## ruff format the deploy Python, gofmt the healthcheck, regenerate 
 
 test-healthcheck: ## the container healthcheck binary against real listeners
 	@cd $(HEALTHCHECK_DIR) && go test -count=1 ./...
+
+test-k8s-policy: ## every rendered overlay keeps its hardening; each of 19 mutations is caught
+	@test -x $(PY) || { echo "test-k8s-policy: .venv missing, run make deps" >&2; exit 2; }
+	@cd tests/manifests && $(PY) -m pytest -q $(K8S_POLICY_ARGS)
 
 test-dashboards: build ## every dashboard panel + recording rule returns data from a real Prometheus scraping the stack under load
 	@test -x $(PY) || { echo "test-dashboards: .venv missing, run make deps" >&2; exit 2; }
