@@ -160,7 +160,7 @@ def test_forwarded_for_extras() -> None:
 
 def test_outgoing_headers_are_what_the_parser_accepts() -> None:
     incoming = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03-x"
-    for ctx in (None, new_context(" rid-1 ", incoming, "900", 2500)):
+    for ctx in (None, new_context(" rid-1 ", incoming, 900, 2500)):
         headers = outgoing_headers(ctx, 250)
         assert parse_request_id(headers["X-Request-Id"]) == headers["X-Request-Id"]
         assert parse_traceparent(headers["traceparent"]) is not None
@@ -189,15 +189,18 @@ def _raw(value: str) -> bytes:
     return value.encode("latin-1")
 
 
-def _h11_sendable(raw: str) -> bool:
-    # httpx refuses to send what h11 refuses (NUL, CR, LF); those are tested as parsers.
-    return not any(c in raw for c in "\x00\r\n")
+def _sendable_cases(name: str) -> list[dict[str, Any]]:
+    # httpx refuses to send what h11 refuses (NUL, CR, LF), and so does uvicorn's h11 on
+    # the wire: those vectors run against the parsers above, not as skips here.
+    return [
+        c
+        for c in _header_cases(name)
+        if c["raw"] is None or not any(x in c["raw"] for x in "\x00\r\n")
+    ]
 
 
-@pytest.mark.parametrize("case", _header_cases("Content-Type"))
+@pytest.mark.parametrize("case", _sendable_cases("Content-Type"))
 async def test_content_type_vector_through_the_app(gw: Gateway, case: dict[str, Any]) -> None:
-    if case["raw"] is not None and not _h11_sendable(case["raw"]):
-        pytest.skip("bytes the HTTP client refuses")
     headers = [] if case["raw"] is None else [(b"content-type", _raw(case["raw"]))]
     resp = await gw.client.post("/api/order", content=ORDER, headers=headers)
     if case["expect"] == "accept":
@@ -206,10 +209,8 @@ async def test_content_type_vector_through_the_app(gw: Gateway, case: dict[str, 
         assert_error(resp, 415, "unsupported_media_type")
 
 
-@pytest.mark.parametrize("case", _header_cases("Idempotency-Key"))
+@pytest.mark.parametrize("case", _sendable_cases("Idempotency-Key"))
 async def test_idempotency_key_vector_through_the_app(gw: Gateway, case: dict[str, Any]) -> None:
-    if case["raw"] is not None and not _h11_sendable(case["raw"]):
-        pytest.skip("bytes the HTTP client refuses")
     headers = [(b"content-type", b"application/json")]
     if case["raw"] is not None:
         headers.append((b"idempotency-key", _raw(case["raw"])))

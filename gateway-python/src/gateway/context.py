@@ -12,10 +12,8 @@ from gateway.headers import (
     DEADLINE,
     REQUEST_ID,
     TRACEPARENT,
-    MalformedHeader,
     format_deadline,
     format_traceparent,
-    parse_deadline,
     parse_request_id,
     parse_traceparent,
 )
@@ -84,15 +82,13 @@ def trace_from(header: str | None) -> tuple[str, str]:
 def new_context(
     request_id: str | None,
     traceparent: str | None,
-    deadline_header: str | None,
+    incoming: int | None,
     default_budget_ms: int,
 ) -> RequestContext:
+    """`incoming`: the caller's X-Request-Deadline-Ms, parsed (None: absent or malformed;
+    the middleware answers a malformed one with 400 on API routes, probes ignore it)."""
     now = time.monotonic()
     budget = default_budget_ms
-    try:
-        incoming = parse_deadline(deadline_header)
-    except MalformedHeader:
-        incoming = None  # the middleware answers 400 on API routes; probes ignore it
     if incoming is not None:
         budget = min(budget, incoming)
     trace_id, flags = trace_from(traceparent)

@@ -71,7 +71,13 @@ class GatewayMiddleware:
                 length = value
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
-        ctx = new_context(request_id, traceparent, deadline, self.settings.request_deadline_ms)
+        # Parsed once: the context takes the budget, the precheck answers a malformed one.
+        bad_deadline: MalformedHeader | None = None
+        try:
+            incoming = parse_deadline(deadline)
+        except MalformedHeader as exc:
+            incoming, bad_deadline = None, exc
+        ctx = new_context(request_id, traceparent, incoming, self.settings.request_deadline_ms)
         activate(ctx)
         rid_header = (b"x-request-id", ctx.request_id.encode())
         state: dict[str, Any] = {"status": 500, "started": False}
@@ -98,7 +104,7 @@ class GatewayMiddleware:
         try:
             early = None
             if tracked:
-                early = self._precheck(scope, deadline, length, header_bytes)
+                early = self._precheck(scope, incoming, bad_deadline, length, header_bytes)
                 if early is None:
                     early = await self._rate_limit(scope, forwarded)
             if early is None and self.settings.fault_delay_ms and scope["path"].startswith("/api/"):
@@ -137,20 +143,23 @@ class GatewayMiddleware:
                 )
 
     def _precheck(
-        self, scope: Scope, deadline: str | None, length: bytes | None, header_bytes: int
+        self,
+        scope: Scope,
+        budget: int | None,
+        bad_deadline: MalformedHeader | None,
+        length: bytes | None,
+        header_bytes: int,
     ) -> ApiError | None:
         path: str = scope["path"]
         if len(scope["query_string"]) > MAX_QUERY_BYTES:
             return ApiError("malformed_request", f"query string above {MAX_QUERY_BYTES} bytes")
         if header_bytes > MAX_HEADER_BYTES or len(scope["headers"]) > MAX_HEADERS:
             return ApiError("malformed_request", "request headers are too large")
-        try:
-            budget = parse_deadline(deadline)
-        except MalformedHeader as exc:
+        if bad_deadline is not None:
             return ApiError(
                 "malformed_request",
-                str(exc),
-                [{"field": DEADLINE, "message": exc.message}],
+                str(bad_deadline),
+                [{"field": DEADLINE, "message": bad_deadline.message}],
             )
         if budget == 0:
             return ApiError("deadline_exceeded", "the request's deadline has already passed")
