@@ -189,13 +189,13 @@ def _raw(value: str) -> bytes:
     return value.encode("latin-1")
 
 
-def _sendable_cases(name: str) -> list[dict[str, Any]]:
+def _sendable_cases(name: str) -> list[Any]:
     # httpx refuses to send what h11 refuses (NUL, CR, LF), and so does uvicorn's h11 on
     # the wire: those vectors run against the parsers above, not as skips here.
     return [
-        c
-        for c in _header_cases(name)
-        if c["raw"] is None or not any(x in c["raw"] for x in "\x00\r\n")
+        p
+        for p in _header_cases(name)
+        if p.values[0]["raw"] is None or not any(x in p.values[0]["raw"] for x in "\x00\r\n")
     ]
 
 
