@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import random
@@ -32,18 +31,10 @@ LOAD_WORKERS = 4
 LOAD_PAUSE_S = 0.02
 
 
-def _load_e2e_harness() -> Any:
-    # Reuse tests/e2e's Stack (same binaries, ports, env, teardown) under another module
-    # name: both directories have a conftest.py.
-    spec = importlib.util.spec_from_file_location("e2e_harness", ROOT / "tests/e2e/conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["e2e_harness"] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness  # noqa: E402 - tests/ is put on the path just above
 
-
-e2e = _load_e2e_harness()
+e2e = harness.load()
 
 
 @dataclass

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import random
@@ -44,17 +43,10 @@ CLIENT_TIMEOUT_S = 5.0
 SETTLE_S = 40.0  # after the load: every key to a final answer, every order resolved
 
 
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness  # noqa: E402 - tests/ is put on the path just above
 
-
-# tests/e2e's process harness (binaries, free ports, start/stop by PID), under its own name.
-e2e = _load("e2e_harness", ROOT / "tests" / "e2e" / "conftest.py")
+e2e = harness.load()
 
 
 def toxiproxy_binary() -> Path:

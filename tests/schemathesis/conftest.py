@@ -2,7 +2,6 @@
 # the real gateway, free ports, teardown by PID), once per mode for the whole session.
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -16,17 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 MODES = os.environ.get("SCHEMATHESIS_MODES", "memory").split()
 
 
-def _load_e2e_harness() -> Any:
-    # Reuse tests/e2e's Stack under another module name: both directories have a conftest.py.
-    spec = importlib.util.spec_from_file_location("e2e_harness", ROOT / "tests/e2e/conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["e2e_harness"] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness  # noqa: E402 - tests/ is put on the path just above
 
-
-e2e = _load_e2e_harness()
+e2e = harness.load()
 ADMIN_TOKEN: str = e2e.ADMIN_TOKEN
 
 
