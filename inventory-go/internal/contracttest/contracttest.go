@@ -55,3 +55,37 @@ func RawBytes(t testing.TB, s string) string {
 	}
 	return string(b)
 }
+
+// HeaderCase is one case of header-vectors.json: the raw value (nil: the header is
+// absent) and what a service must make of it.
+type HeaderCase struct {
+	Raw     *string         `json:"raw"`
+	Expect  json.RawMessage `json:"expect"`
+	TraceID string          `json:"trace_id"`
+	Note    string          `json:"note"`
+}
+
+// Wire is the case's value as bytes on the wire, and whether the header is sent at all.
+func (c HeaderCase) Wire(t testing.TB) (raw string, present bool) {
+	t.Helper()
+	if c.Raw == nil {
+		return "", false
+	}
+	return RawBytes(t, *c.Raw), true
+}
+
+// HeaderVectors is header-vectors.json: the cases per header name.
+type HeaderVectors struct {
+	AdminToken string `json:"admin_token"`
+	Headers    map[string]struct {
+		Cases []HeaderCase `json:"cases"`
+	} `json:"headers"`
+}
+
+// LoadHeaderVectors decodes services/contracts/header-vectors.json.
+func LoadHeaderVectors(t testing.TB) HeaderVectors {
+	t.Helper()
+	var v HeaderVectors
+	ReadJSON(t, "header-vectors.json", &v)
+	return v
+}

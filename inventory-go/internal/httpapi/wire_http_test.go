@@ -18,12 +18,6 @@ import (
 	"polyshop/inventory-go/internal/contracttest"
 )
 
-type wireCase struct {
-	Raw    *string         `json:"raw"`
-	Expect json.RawMessage `json:"expect"`
-	Note   string          `json:"note"`
-}
-
 // rawResponse sends one request as bytes and reads the answer.
 func rawResponse(t *testing.T, addr, method, path string, headers []string, body string) (*http.Response, map[string]any) {
 	t.Helper()
@@ -72,12 +66,7 @@ func refusedByNetHTTP(raw string) bool {
 }
 
 func TestHeaderVectorsThroughHTTP(t *testing.T) {
-	var v struct {
-		Headers map[string]struct {
-			Cases []wireCase `json:"cases"`
-		} `json:"headers"`
-	}
-	contracttest.ReadJSON(t, "header-vectors.json", &v)
+	v := contracttest.LoadHeaderVectors(t)
 	e := newEnv(t, memoryBackend(t), func(c *config.Config) { c.AdminToken = "s3cret"; c.MaxBodyBytes = 65536 })
 	ts := httptest.NewServer(e.srv)
 	defer ts.Close()
@@ -85,10 +74,7 @@ func TestHeaderVectorsThroughHTTP(t *testing.T) {
 
 	each := func(header string, fn func(t *testing.T, raw string, present bool, expect any)) {
 		for i, c := range v.Headers[header].Cases {
-			raw, present := "", c.Raw != nil
-			if present {
-				raw = contracttest.RawBytes(t, *c.Raw)
-			}
+			raw, present := c.Wire(t)
 			if refusedByNetHTTP(raw) {
 				t.Run(fmt.Sprintf("%s/%d/refused", header, i), func(t *testing.T) {
 					if resp, _ := rawResponse(t, addr, "GET", "/api/inventory/1", []string{header, raw}, ""); resp.StatusCode != 400 {

@@ -10,39 +10,16 @@ import (
 	"polyshop/inventory-go/internal/contracttest"
 )
 
-type headerCase struct {
-	Raw     *string         `json:"raw"`
-	Expect  json.RawMessage `json:"expect"`
-	TraceID string          `json:"trace_id"`
-	Note    string          `json:"note"`
-}
-
-type headerVectors struct {
-	AdminToken string `json:"admin_token"`
-	Headers    map[string]struct {
-		Cases []headerCase `json:"cases"`
-	} `json:"headers"`
-}
-
-func loadVectors(t *testing.T) headerVectors {
-	var v headerVectors
-	contracttest.ReadJSON(t, "header-vectors.json", &v)
-	return v
-}
-
 // run calls check for each case of header with the raw bytes; it fails if the
 // header has too few cases (the file changed shape).
-func run(t *testing.T, v headerVectors, header string, check func(t *testing.T, raw string, present bool, c headerCase)) {
+func run(t *testing.T, v contracttest.HeaderVectors, header string, check func(t *testing.T, raw string, present bool, c contracttest.HeaderCase)) {
 	t.Helper()
 	cases := v.Headers[header].Cases
 	if len(cases) < 5 {
 		t.Fatalf("header-vectors.json has %d cases of %s", len(cases), header)
 	}
 	for i, c := range cases {
-		raw, present := "", c.Raw != nil
-		if present {
-			raw = contracttest.RawBytes(t, *c.Raw)
-		}
+		raw, present := c.Wire(t)
 		name := raw
 		if len(name) > 40 {
 			name = name[:40] + "..."
@@ -54,7 +31,7 @@ func run(t *testing.T, v headerVectors, header string, check func(t *testing.T, 
 	}
 }
 
-func expectString(t *testing.T, c headerCase) string {
+func expectString(t *testing.T, c contracttest.HeaderCase) string {
 	t.Helper()
 	var s string
 	if err := json.Unmarshal(c.Expect, &s); err != nil {
@@ -64,7 +41,7 @@ func expectString(t *testing.T, c headerCase) string {
 }
 
 func TestDeadlineVectors(t *testing.T) {
-	run(t, loadVectors(t), "X-Request-Deadline-Ms", func(t *testing.T, raw string, present bool, c headerCase) {
+	run(t, contracttest.LoadHeaderVectors(t), "X-Request-Deadline-Ms", func(t *testing.T, raw string, present bool, c contracttest.HeaderCase) {
 		n, st := ParseDeadline(raw, present)
 		var want int64
 		if err := json.Unmarshal(c.Expect, &want); err == nil {
@@ -89,7 +66,7 @@ func TestDeadlineVectors(t *testing.T) {
 }
 
 func TestTraceparentVectors(t *testing.T) {
-	run(t, loadVectors(t), "traceparent", func(t *testing.T, raw string, present bool, c headerCase) {
+	run(t, contracttest.LoadHeaderVectors(t), "traceparent", func(t *testing.T, raw string, present bool, c contracttest.HeaderCase) {
 		tr, ok := ParseTraceparent(raw)
 		switch e := expectString(t, c); e {
 		case "continue":
@@ -107,7 +84,7 @@ func TestTraceparentVectors(t *testing.T) {
 }
 
 func TestRequestIDVectors(t *testing.T) {
-	run(t, loadVectors(t), "X-Request-Id", func(t *testing.T, raw string, present bool, c headerCase) {
+	run(t, contracttest.LoadHeaderVectors(t), "X-Request-Id", func(t *testing.T, raw string, present bool, c contracttest.HeaderCase) {
 		id, ok := ParseRequestID(raw)
 		switch e := expectString(t, c); e {
 		case "keep":
@@ -125,7 +102,7 @@ func TestRequestIDVectors(t *testing.T) {
 }
 
 func TestContentTypeVectors(t *testing.T) {
-	run(t, loadVectors(t), "Content-Type", func(t *testing.T, raw string, present bool, c headerCase) {
+	run(t, contracttest.LoadHeaderVectors(t), "Content-Type", func(t *testing.T, raw string, present bool, c contracttest.HeaderCase) {
 		got := IsJSONContentType(raw, present)
 		if want := expectString(t, c) == "accept"; got != want {
 			t.Fatalf("IsJSONContentType(%q, %v) = %v, want %v (%s)", raw, present, got, want, c.Expect)
@@ -134,13 +111,13 @@ func TestContentTypeVectors(t *testing.T) {
 }
 
 func TestAuthorizationVectors(t *testing.T) {
-	v := loadVectors(t)
+	v := contracttest.LoadHeaderVectors(t)
 	if v.AdminToken != "s3cret" {
 		t.Fatalf("admin_token = %q", v.AdminToken)
 	}
 	want := HashToken(v.AdminToken)
 	names := map[AuthResult]string{AuthAllow: "allow", AuthUnauthorized: "unauthorized", AuthForbidden: "forbidden"}
-	run(t, v, "Authorization", func(t *testing.T, raw string, present bool, c headerCase) {
+	run(t, v, "Authorization", func(t *testing.T, raw string, present bool, c contracttest.HeaderCase) {
 		if got := names[CheckBearer(raw, present, want)]; got != expectString(t, c) {
 			t.Fatalf("CheckBearer(%q, %v) = %s, want %s", raw, present, got, c.Expect)
 		}
