@@ -12,7 +12,6 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use svc_kit::ApiError;
 
 use crate::pricing::base_price_from_f64;
 
@@ -25,16 +24,6 @@ pub const CHANGED_CHANNEL: &str = "polyshop:prices:changed";
 #[derive(Debug, thiserror::Error)]
 #[error("price book: {0}")]
 pub struct BookError(#[from] redis::RedisError);
-
-impl From<BookError> for ApiError {
-    fn from(err: BookError) -> Self {
-        ApiError::UpstreamUnavailable {
-            upstream: "redis",
-            retry_after: 1,
-            cause: err.to_string(),
-        }
-    }
-}
 
 #[derive(Deserialize)]
 struct CatalogFile {

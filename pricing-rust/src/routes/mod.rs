@@ -10,6 +10,20 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use svc_kit::{ApiError, FieldError};
 
+use crate::book::BookError;
+
+/// The price book knows nothing of HTTP: here, at the edge, its Redis failure becomes the
+/// shared 503 (with Retry-After) like every other unreachable dependency.
+impl From<BookError> for ApiError {
+    fn from(err: BookError) -> Self {
+        ApiError::UpstreamUnavailable {
+            upstream: "redis",
+            retry_after: 1,
+            cause: err.to_string(),
+        }
+    }
+}
+
 /// Serializes straight into one buffer and answers it as `application/json`.
 pub fn json_response<T: Serialize>(value: &T) -> Result<Response, ApiError> {
     let mut buf = Vec::with_capacity(256);
