@@ -20,7 +20,7 @@ LOADTEST_SPAWN_RATE ?= 5
 LOADTEST_TIME ?= 60s
 RUFF_CFG := --config $(ROOT)/gateway-python/pyproject.toml
 DOCKERFILES := pricing-rust/Dockerfile inventory-go/Dockerfile gateway-python/Dockerfile
-DEPLOY_PY := deploy/grafana/dashboards.py tests/dashboards tests/manifests load-tests
+DEPLOY_PY := deploy/grafana/dashboards.py tests/dashboards tests/manifests tests/k8s load-tests
 
 # Oldest and newest Kubernetes the manifests are validated against (kubernetes-validate
 # carries schemas 1.25-1.37; the preStop sleep action needs 1.30+, where it is on by default).
