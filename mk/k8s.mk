@@ -22,3 +22,15 @@ test-k8s-apiserver: ## the k8s overlays against a real kube-apiserver + etcd (bu
 .PHONY: k8s-test
 k8s-test: deps-python ## the dev overlay on a real one-node cluster (containerd, kubelet, kube-proxy): probes, seed API, pod kill, rollout, Redis restart
 	@scripts/k8s-test
+
+# The Python of make k8s-test (its checks, the pause-image packer, the iptables sweep, the
+# API-server wrapper): ruff with the gateway's settings, as lint-python does for the suites.
+LINT_TARGETS += lint-k8s-test
+K8S_TEST_PY := tests/k8s-cluster scripts/k8s-node/apiserver.py scripts/k8s-node/iptables-sweep.py \
+  scripts/k8s-node/oci-image.py
+
+.PHONY: lint-k8s-test
+lint-k8s-test:
+	@$(VENV)/bin/ruff check $(RUFF_CFG) $(K8S_TEST_PY)
+	@$(VENV)/bin/ruff format $(RUFF_CFG) --check $(K8S_TEST_PY)
+	@echo "lint-k8s-test: clean"

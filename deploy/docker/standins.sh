@@ -19,8 +19,10 @@ trap 'rm -rf "$work"' EXIT
 have() { [ "${STANDINS_REBUILD:-0}" != 1 ] && $docker image inspect "$1" >/dev/null 2>&1; }
 say() { printf 'standins: %s\n' "$*"; }
 # build TAG...: a Dockerfile from stdin, the context $work/ctx (empty unless prepared).
+made=0
 build() {
   local first=$1 extra=()
+  made=1
   for tag in "${@:2}"; do extra+=(-t "$tag"); done
   mkdir -p "$work/ctx"
   DOCKER_BUILDKIT=0 $docker build -q -t "$first" "${extra[@]}" -f - "$work/ctx" >/dev/null
@@ -162,21 +164,28 @@ fi
 # --- redis:7.4-alpine ----------------------------------------------------------------------
 # Debian's redis-server (7.0) with the official image's shape: /data, the redis user, and
 # protected mode off by default (the official image compiles it off: inside a container
-# network the other containers are the clients).
-if ! have redis:7.4-alpine; then
+# network the other containers are the clients). Its entrypoint, like the official one,
+# runs redis-server when the first argument is an option or a .conf file (Kubernetes
+# `args: ["--requirepass", ...]` replaces CMD). The label marks this revision of the
+# stand-in: a cached older one is rebuilt.
+redis_rev=2
+if ! have redis:7.4-alpine ||
+  [ "$($docker image inspect -f '{{index .Config.Labels "polyshop.standin"}}' redis:7.4-alpine)" != "$redis_rev" ]; then
   say "redis:7.4-alpine from Debian's redis-server"
   mkdir -p "$work/ctx"
   cat >"$work/ctx/entrypoint.sh" <<'EOF'
 #!/bin/sh
+case "$1" in -*|*.conf) set -- redis-server "$@" ;; esac
 if [ "$1" = redis-server ]; then shift; exec redis-server "$@" --protected-mode no; fi
 exec "$@"
 EOF
   chmod +x "$work/ctx/entrypoint.sh"
-  build redis:7.4-alpine <<'EOF'
+  build redis:7.4-alpine <<EOF
 FROM debian:bookworm-slim
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server >/dev/null \
     && rm -rf /var/lib/apt/lists/* && mkdir -p /data && chown redis:redis /data
 COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+LABEL polyshop.standin=$redis_rev
 VOLUME /data
 WORKDIR /data
 USER redis
@@ -241,7 +250,11 @@ EOF
 fi
 
 # Grafana: no stand-in. Its server is not installable here, so CI never starts it (README).
-$docker rmi polyshop-standin/go-toolchain polyshop-standin/rust-toolchain \
-  polyshop-standin/python-runtime >/dev/null 2>&1 || true
-$docker image prune -f >/dev/null
+# Only after building a stand-in: a prune also drops the untagged build-stage layers of the
+# service images, the cache their next build (compose-test, then k8s-test) would hit.
+if [ "$made" = 1 ]; then
+  $docker rmi polyshop-standin/go-toolchain polyshop-standin/rust-toolchain \
+    polyshop-standin/python-runtime >/dev/null 2>&1 || true
+  $docker image prune -f >/dev/null
+fi
 say "ready: $($docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -v '^polyshop/' | tr '\n' ' ')"
