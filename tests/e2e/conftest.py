@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +19,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PRICING_BIN = ROOT / "target" / "release" / "pricing"
@@ -31,16 +35,6 @@ def _missing(what: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what} is missing (run `make build` / `make deps`)")
     pytest.skip(f"{what} is missing; run `make build` (make test-e2e does)")
-
-
-def free_port() -> int:
-    # Ports 8000-8002 belong to `make run`; the kernel's ephemeral range never hands them out.
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in (6379, 8000, 8001, 8002):
-            return port
 
 
 def port_open(port: int) -> bool:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,10 @@ from shutil import which
 from typing import Any
 
 import yaml
+
+# tests/harness.py holds the label-selector rule tests/k8s uses too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import label_selector_matches as selects
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ("dev", "prod")
@@ -59,26 +64,6 @@ def _get(obj: Any, *path: str) -> Any:
             return None
         obj = obj.get(key)
     return obj
-
-
-def selects(selector: Doc | None, labels: dict[str, str]) -> bool:
-    """Kubernetes label-selector semantics; an empty selector selects everything."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def _peer_matches(peer: Doc, policy_ns: str, pod: Pod) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,21 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "services" / "catalog" / "products.json"
 VECTORS = ROOT / "services" / "contracts" / "pricing-vectors.json"
 ADMIN_TOKEN = "references-admin-token"
 START_TIMEOUT_S = 30.0
 APPS = ("pricing", "inventory", "monolith")
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in (6379, 8000, 8001, 8002):
-            return port
 
 
 class Reference:
