@@ -1,12 +1,15 @@
 # What the test suites share: load() gives tests/e2e's process harness (release binaries,
 # the real gateway, start and stop by PID) to the suites that drive the same stack
 # (dashboards, faults, schemathesis), under its own module name because every suite
-# directory has a conftest.py; free_port and label_selector_matches serve several suites.
+# directory has a conftest.py; free_port, eventually and label_selector_matches serve
+# several suites.
 from __future__ import annotations
 
 import importlib.util
 import socket
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -53,3 +56,24 @@ def label_selector_matches(selector: dict[str, Any] | None, labels: dict[str, st
         if op == "DoesNotExist" and key in labels:
             return False
     return True
+
+
+def eventually(
+    check: Callable[[], Any],
+    what: str,
+    timeout_s: float = 90,
+    interval_s: float = 1.0,
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError, AssertionError),
+) -> Any:
+    """check()'s first truthy answer; `errors` count as "not yet". Fails with the last one."""
+    end = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < end:
+        try:
+            last = check()
+            if last:
+                return last
+        except errors as exc:
+            last = exc
+        time.sleep(interval_s)
+    raise AssertionError(f"{what}: not reached in {timeout_s}s (last: {last!r})")

@@ -10,15 +10,21 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+
+# tests/harness.py holds the polling loop the compose and cluster suites share.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import eventually
 
 GATEWAY = "http://127.0.0.1:8000"
 INVENTORY = "http://127.0.0.1:8002"
@@ -53,20 +59,6 @@ def prom(expr: str) -> list[dict[str, Any]]:
     assert answer["status"] == "success", answer
     result: list[dict[str, Any]] = answer["data"]["result"]
     return result
-
-
-def eventually(check: Any, what: str, timeout_s: float = 90) -> Any:
-    end = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < end:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, ValueError, AssertionError) as exc:
-            last = exc
-        time.sleep(1)
-    raise AssertionError(f"{what}: not reached in {timeout_s}s (last: {last!r})")
 
 
 @pytest.fixture

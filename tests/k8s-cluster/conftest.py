@@ -8,14 +8,20 @@ import http.client
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+# tests/harness.py holds the polling loop the compose and cluster suites share.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness
 
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 NAMESPACE = os.environ.get("K8S_NAMESPACE", "polyshop-dev")
@@ -56,17 +62,10 @@ def is_ready(pod: dict[str, Any]) -> bool:
 
 
 def eventually(check: Callable[[], Any], what: str, timeout_s: float = 120) -> Any:
-    end = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < end:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, ValueError, AssertionError, KeyError) as exc:
-            last = exc
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not reached in {timeout_s}s (last: {last!r})")
+    # A pod mid-restart answers JSON without the keys yet: that is "not yet" too.
+    return harness.eventually(
+        check, what, timeout_s, 0.5, (OSError, ValueError, AssertionError, KeyError)
+    )
 
 
 def ready_pods(
