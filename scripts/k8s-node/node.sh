@@ -161,7 +161,7 @@ EOF
 node_import_pause() {
   ctr_ images import "$run/pause.tar" >"$run/log/import-pause.log" 2>&1 ||
     { cat "$run/log/import-pause.log" >&2; return 1; }
-  ctr_ images ls -q | grep -qx "$pause_image" || { say "pause image not tagged $pause_image" >&2; return 1; }
+  ctr_ images ls -q | grep -x "$pause_image" >/dev/null || { say "pause image not tagged $pause_image" >&2; return 1; }
 }
 
 # The host sysctls the kubelet (protectKernelDefaults: false sets them) and kube-proxy may

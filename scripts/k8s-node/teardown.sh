@@ -36,7 +36,7 @@ stop() {
 pids_naming_run() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$run/containerd/" && echo "${p#/proc/}"
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -F -- "$run/containerd/" >/dev/null && echo "${p#/proc/}"
   done
 }
 
@@ -139,7 +139,7 @@ if [ -f "$run/host-paths.before" ]; then
 fi
 
 status=0
-if awk -v r="$run/" 'index($5, r) == 1' /proc/self/mountinfo | grep -q .; then
+if awk -v r="$run/" 'index($5, r) == 1' /proc/self/mountinfo | grep . >/dev/null; then
   say "mounts under $run remain" >&2; status=1
 fi
 if [ -n "$(pids_naming_run)" ]; then say "processes of the run remain" >&2; status=1; fi
