@@ -3,6 +3,7 @@
 # by PID (waiting for the ports to close). Nothing is mocked at this level.
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -322,6 +323,21 @@ async def available(
         assert resp.status == 200, await resp.text()
         data: dict[str, Any] = await resp.json()
         return int(data["available"])
+
+
+async def settles_to(
+    http: aiohttp.ClientSession, stack: Stack, product_id: int, units: int, timeout_s: float = 10
+) -> int:
+    """`available` once it equals units, or its last value after timeout_s. A saga's release
+    after a failure runs detached from the answer (it must not wait on a spent deadline), so
+    it may land just after the 503."""
+    got = await available(http, stack, product_id)
+    for _ in range(int(timeout_s * 10)):
+        if got == units:
+            break
+        await asyncio.sleep(0.1)
+        got = await available(http, stack, product_id)
+    return got
 
 
 async def inventory_item(

@@ -5,7 +5,7 @@ import signal
 
 import aiohttp
 
-from conftest import StackFactory, available, restock
+from conftest import StackFactory, restock, settles_to
 from test_api import assert_error, call
 
 
@@ -22,4 +22,4 @@ async def test_pricing_down_after_reserve_releases_the_hold(
     )
     assert_error(status, data, headers, 503, "upstream_unavailable")
     # The reserve happened (inventory is up) and the saga gave the units back.
-    assert await available(http, stack, product) == 10
+    assert await settles_to(http, stack, product, 10) == 10
