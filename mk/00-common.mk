@@ -6,7 +6,8 @@ LINT_TARGETS += lint-contracts
 deps-system:
 	@scripts/deps-system
 
-lint-contracts: ## generated catalog and pricing vectors match their generators
+lint-contracts: ## generated catalog, pricing and ring vectors match their generators
 	@python3 services/catalog/generate.py --check
 	@python3 services/contracts/gen_pricing_vectors.py --check
-	@echo "contracts: catalog and pricing vectors are fresh"
+	@python3 services/contracts/gen_ring_vectors.py --check
+	@echo "contracts: catalog, pricing and ring vectors are fresh"
