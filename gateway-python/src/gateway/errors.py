@@ -27,6 +27,7 @@ CODES: dict[str, int] = {
     "reservation_released": 409,
     "reservation_committed": 409,
     "payload_too_large": 413,
+    "misdirected_request": 421,
     "unsupported_media_type": 415,
     "validation_failed": 422,
     "rate_limited": 429,
@@ -34,6 +35,7 @@ CODES: dict[str, int] = {
     "fault_injected": 500,
     "upstream_unavailable": 503,
     "overloaded": 503,
+    "product_moving": 503,
     "deadline_exceeded": 503,
 }
 

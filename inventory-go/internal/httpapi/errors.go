@@ -35,6 +35,7 @@ const (
 	CodeReservationReleased  Code = "reservation_released"
 	CodeReservationCommitted Code = "reservation_committed"
 	CodePayloadTooLarge      Code = "payload_too_large"
+	CodeMisdirectedRequest   Code = "misdirected_request"
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	CodeValidationFailed     Code = "validation_failed"
 	CodeRateLimited          Code = "rate_limited"
@@ -42,6 +43,7 @@ const (
 	CodeFaultInjected        Code = "fault_injected"
 	CodeUpstreamUnavailable  Code = "upstream_unavailable"
 	CodeOverloaded           Code = "overloaded"
+	CodeProductMoving        Code = "product_moving"
 	CodeDeadlineExceeded     Code = "deadline_exceeded"
 )
 
@@ -62,6 +64,7 @@ var codeStatus = map[Code]int{
 	CodeReservationReleased:  http.StatusConflict,
 	CodeReservationCommitted: http.StatusConflict,
 	CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
+	CodeMisdirectedRequest:   http.StatusMisdirectedRequest,
 	CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	CodeValidationFailed:     http.StatusUnprocessableEntity,
 	CodeRateLimited:          http.StatusTooManyRequests,
@@ -69,6 +72,7 @@ var codeStatus = map[Code]int{
 	CodeFaultInjected:        http.StatusInternalServerError,
 	CodeUpstreamUnavailable:  http.StatusServiceUnavailable,
 	CodeOverloaded:           http.StatusServiceUnavailable,
+	CodeProductMoving:        http.StatusServiceUnavailable,
 	CodeDeadlineExceeded:     http.StatusServiceUnavailable,
 }
 

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     ReservationCommitted,
     /// 413: body above `MAX_BODY_BYTES`.
     PayloadTooLarge,
+    /// 421: an inventory shard asked for a product it does not hold.
+    MisdirectedRequest,
     /// 415: JSON body with another content type.
     UnsupportedMediaType,
     /// 422: well-formed JSON with bad values.
@@ -54,13 +56,15 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     /// 503: bulkhead full.
     Overloaded,
+    /// 503: a write to a product a rebalance is moving.
+    ProductMoving,
     /// 503: the request's deadline ran out.
     DeadlineExceeded,
 }
 
 impl ErrorCode {
     /// Every code, in the order of errors.md (tests compare this with the contract).
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::MalformedRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -76,6 +80,7 @@ impl ErrorCode {
         Self::ReservationReleased,
         Self::ReservationCommitted,
         Self::PayloadTooLarge,
+        Self::MisdirectedRequest,
         Self::UnsupportedMediaType,
         Self::ValidationFailed,
         Self::RateLimited,
@@ -83,6 +88,7 @@ impl ErrorCode {
         Self::FaultInjected,
         Self::UpstreamUnavailable,
         Self::Overloaded,
+        Self::ProductMoving,
         Self::DeadlineExceeded,
     ];
 
@@ -104,6 +110,7 @@ impl ErrorCode {
             Self::ReservationReleased => "reservation_released",
             Self::ReservationCommitted => "reservation_committed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::MisdirectedRequest => "misdirected_request",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::ValidationFailed => "validation_failed",
             Self::RateLimited => "rate_limited",
@@ -111,6 +118,7 @@ impl ErrorCode {
             Self::FaultInjected => "fault_injected",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::Overloaded => "overloaded",
+            Self::ProductMoving => "product_moving",
             Self::DeadlineExceeded => "deadline_exceeded",
         }
     }
@@ -133,11 +141,15 @@ impl ErrorCode {
             | Self::ReservationReleased
             | Self::ReservationCommitted => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::InternalError | Self::FaultInjected => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::UpstreamUnavailable | Self::Overloaded | Self::DeadlineExceeded => {
+            Self::UpstreamUnavailable
+            | Self::Overloaded
+            | Self::ProductMoving
+            | Self::DeadlineExceeded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         }
