@@ -156,8 +156,76 @@ def openloop_chart(doc: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
+def scale_chart(doc: dict[str, Any], out: Path) -> None:
+    """Startup to ready and idle RSS per service against catalog size (bench/scale.py)."""
+    rows = doc["rows"]
+    services = ("inventory", "pricing", "gateway")
+    colours = dict(zip(services, ("#2ca02c", "#ff7f0e", OURS), strict=True))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for mode, style in (("memory", "-"), ("redis", "--")):
+        mine = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["size"])
+        if not mine:
+            continue
+        sizes = [r["size"] for r in mine]
+        for svc in services:
+            label = f"{svc}, {mode}"
+            axes[0].plot(
+                sizes,
+                [r["ready_s"][svc] for r in mine],
+                style,
+                marker="o",
+                color=colours[svc],
+                label=label,
+            )
+            axes[1].plot(
+                sizes,
+                [r["rss_mb"][svc] for r in mine],
+                style,
+                marker="o",
+                color=colours[svc],
+                label=label,
+            )
+        axes[2].plot(
+            sizes,
+            [r["product"]["p99_ms"] for r in mine],
+            style,
+            marker="o",
+            color=OURS,
+            label=f"product GET p99, {mode}",
+        )
+        axes[2].plot(
+            sizes,
+            [r["inventory_get"]["p99_ms"] for r in mine],
+            style,
+            marker="o",
+            color="#2ca02c",
+            label=f"inventory GET p99, {mode}",
+        )
+    for ax, title, unit in (
+        (axes[0], "startup to ready (Redis: incl. seeding)", "s"),
+        (axes[1], "idle RSS per service", "MB"),
+        (axes[2], "GET latency p99, closed loop, uniform ids", "ms"),
+    ):
+        ax.set_xscale("log")
+        ax.set_xlabel("products in the catalog")
+        ax.set_ylabel(unit)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"Cost of growth: {doc['when']}, {doc['commit']}, {doc['machine']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
 def main() -> int:
-    doc = json.loads((RESULTS / "latest.json").read_text())
+    scale = RESULTS / "scale.json"
+    if scale.exists():
+        scale_chart(json.loads(scale.read_text()), RESULTS / "scale.svg")
+        print(f"charts: scale.svg in {RESULTS}")
+    latest = RESULTS / "latest.json"
+    if not latest.exists():  # make bench-scale on its own
+        return 0
+    doc = json.loads(latest.read_text())
     made = []
     for name, draw in (
         ("claims.svg", claims_chart),

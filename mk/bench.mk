@@ -1,7 +1,7 @@
 # make bench: the bare-framework baselines, the Python references (bench/references) and the
 # wrk harness (bench/run.py), then SVG charts (bench/charts.py) from a bench-only virtualenv.
 # make test-references proves the references give the services' answers (tests/references).
-BENCH_TARGETS += bench-run
+BENCH_TARGETS += bench-run bench-scale
 UNIT_TARGETS += test-references
 
 # Each wrk run, interleaved rounds, each open-loop rate (seconds): about 6 minutes in all.
@@ -9,6 +9,9 @@ BENCH_SECONDS ?= 6
 BENCH_REPEATS ?= 3
 BENCH_OPEN_SECONDS ?= 5
 BENCH_ARGS ?=
+# The cost-of-growth pass (bench/scale.py): catalog sizes, memory and Redis, about 3 minutes.
+BENCH_SCALE_SIZES ?= 1000,100000,1000000
+BENCH_SCALE_ARGS ?=
 BENCH_VENV := $(ROOT)/.cache/bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.polyshop-bench
 BENCH_HASH = $(shell sha256sum bench/requirements.txt | cut -c1-16)
@@ -16,7 +19,7 @@ VEGETA_VERSION := v12.13.0
 VEGETA_DIR := $(HOME)/.cache/polyshop/tools/vegeta-$(VEGETA_VERSION)
 export POLYSHOP_VEGETA := $(VEGETA_DIR)/vegeta
 
-.PHONY: bench-baselines bench-venv bench-vegeta bench-run test-references
+.PHONY: bench-baselines bench-venv bench-vegeta bench-run bench-scale test-references
 bench-baselines:
 	@echo "bench: building baselines (axum hello, net/http hello)"
 	@cd bench/baselines/axum-hello && CARGO_TARGET_DIR=$(ROOT)/target/bench-baselines cargo build --release --quiet
@@ -44,6 +47,11 @@ bench-vegeta:
 bench-run: build bench-baselines bench-venv bench-vegeta ## wrk: services vs Python references vs baselines; seed claims, targets, charts
 	@$(PY) bench/run.py --seconds $(BENCH_SECONDS) --repeats $(BENCH_REPEATS) \
 	  --open-seconds $(BENCH_OPEN_SECONDS) $(BENCH_ARGS)
+	@$(BENCH_VENV)/bin/python bench/charts.py
+
+# Listed after bench-run in BENCH_TARGETS, so make bench runs the passes one after the other.
+bench-scale: build bench-venv ## cost of growth: catalogs of 10^3/10^5/10^6 products, memory and Redis (bench/scale.py)
+	@$(PY) bench/scale.py --sizes $(BENCH_SCALE_SIZES) $(BENCH_SCALE_ARGS)
 	@$(BENCH_VENV)/bin/python bench/charts.py
 
 test-references: ## the Python references of make bench over real HTTP (pricing vectors, holds, seed answers)

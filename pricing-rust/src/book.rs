@@ -103,6 +103,9 @@ fn money_string(d: Decimal) -> String {
     d.to_string()
 }
 
+/// Prices per seeding pipeline and per HSCAN page.
+const SEED_CHUNK: usize = 5_000;
+
 impl PriceBook {
     /// A book kept in this process only.
     pub fn memory(prices: HashMap<u64, Decimal>) -> Self {
@@ -118,11 +121,17 @@ impl PriceBook {
         catalog: &HashMap<u64, Decimal>,
     ) -> Result<Self, BookError> {
         let mut c = conn.clone();
-        let mut pipe = redis::pipe();
-        for (id, price) in catalog {
-            pipe.hset_nx(PRICES_KEY, id, money_string(*price)).ignore();
+        let entries: Vec<(&u64, &Decimal)> = catalog.iter().collect();
+        // One pipeline per chunk, each under the connection's response timeout: a single
+        // pipeline of a 10^6-product catalog outlived it and the start failed for ever.
+        for chunk in entries.chunks(SEED_CHUNK) {
+            let mut pipe = redis::pipe();
+            for (id, price) in chunk {
+                pipe.hset_nx(PRICES_KEY, **id, money_string(**price))
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut c).await?;
         }
-        pipe.query_async::<()>(&mut c).await?;
         let book = Self {
             store: Store::Redis(RedisBook {
                 conn,
@@ -142,14 +151,27 @@ impl PriceBook {
         };
         let before = r.generation.load(Ordering::Acquire);
         let mut c = r.conn.clone();
-        let all: HashMap<u64, String> = redis::cmd("HGETALL")
-            .arg(PRICES_KEY)
-            .query_async(&mut c)
-            .await?;
-        let fresh: HashMap<u64, Decimal> = all
-            .into_iter()
-            .filter_map(|(id, v)| v.parse().ok().map(|d| (id, d)))
-            .collect();
+        // HSCAN, not HGETALL: one reply per page keeps each under the response timeout
+        // and never blocks Redis for the whole hash.
+        let mut fresh: HashMap<u64, Decimal> = HashMap::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, page): (u64, Vec<(u64, String)>) = redis::cmd("HSCAN")
+                .arg(PRICES_KEY)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(SEED_CHUNK)
+                .query_async(&mut c)
+                .await?;
+            fresh.extend(
+                page.into_iter()
+                    .filter_map(|(id, v)| v.parse().ok().map(|d| (id, d))),
+            );
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
         let mut cache = r.cache.write().unwrap_or_else(|e| e.into_inner());
         if r.generation.load(Ordering::Acquire) == before {
             *cache = fresh;

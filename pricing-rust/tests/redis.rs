@@ -399,3 +399,33 @@ async fn calculate_price_uses_the_projection_when_demand_is_omitted() {
     .await;
     assert_eq!(b["final_price"], 164.35);
 }
+
+/// A big catalog seeds and loads in pages, each under the connection's response timeout:
+/// one pipeline (and one HGETALL) of the whole catalog outlived it, so pricing could never
+/// start on an empty Redis with 10^6 products (found by make bench's catalog-size pass).
+#[tokio::test]
+async fn a_big_catalog_seeds_under_a_short_response_timeout() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let catalog: std::collections::HashMap<u64, rust_decimal::Decimal> = (1..=150_000u64)
+        .map(|id| (id, rust_decimal::Decimal::new(1999 + (id % 1000) as i64, 2)))
+        .collect();
+    let conn = pricing::connect_redis(&redis.client(), Duration::from_millis(200))
+        .await
+        .expect("connect");
+    let book = pricing::book::PriceBook::redis(conn, &catalog)
+        .await
+        .expect("seeds in pages");
+    assert_eq!(
+        book.get(150_000).await.expect("get"),
+        Some(rust_decimal::Decimal::new(1999, 2))
+    );
+    let mut raw = redis.conn().await;
+    let n: u64 = redis::cmd("HLEN")
+        .arg(pricing::book::PRICES_KEY)
+        .query_async(&mut raw)
+        .await
+        .expect("HLEN");
+    assert_eq!(n, 150_000);
+}

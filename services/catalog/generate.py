@@ -3,6 +3,10 @@
 
 Deterministic (fixed seed, stdlib only) so the checked-in file can be regenerated and
 diffed in CI: `python3 services/catalog/generate.py --check`.
+
+`--size N --out PATH` writes a bigger (or smaller) catalog for make bench's cost-of-growth
+pass. Product i is the same in every size (one random stream, drawn in id order), so the
+first 1,000 products of any catalog are the checked-in ones.
 """
 
 from __future__ import annotations
@@ -27,8 +31,24 @@ WAREHOUSES = [
 ]
 
 ADJECTIVES = ["Compact", "Deluxe", "Rugged", "Silent", "Smart", "Classic", "Modular", "Portable"]
-NOUNS = ["Kettle", "Headphones", "Backpack", "Desk Lamp", "Keyboard", "Tent", "Drill", "Monitor",
-         "Blender", "Router", "Jacket", "Camera", "Speaker", "Chair", "Watch", "Bicycle Light"]
+NOUNS = [
+    "Kettle",
+    "Headphones",
+    "Backpack",
+    "Desk Lamp",
+    "Keyboard",
+    "Tent",
+    "Drill",
+    "Monitor",
+    "Blender",
+    "Router",
+    "Jacket",
+    "Camera",
+    "Speaker",
+    "Chair",
+    "Watch",
+    "Bicycle Light",
+]
 
 # Product 123 is the seed document's worked example; every language's tests rely on it.
 FIXED = {123: {"base_price": Decimal("173.00"), "stock": 223, "warehouse": "WH-4"}}
@@ -45,10 +65,10 @@ def stock_for(rng: random.Random) -> int:
     return rng.randint(50, 1000)
 
 
-def build() -> dict[str, object]:
+def build(count: int = COUNT) -> dict[str, object]:
     rng = random.Random(SEED)
     products = []
-    for pid in range(1, COUNT + 1):
+    for pid in range(1, count + 1):
         price = (Decimal(rng.randint(199, 99_999)) / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
         item = {
             "id": pid,
@@ -80,15 +100,24 @@ def render(doc: dict[str, object]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if products.json is stale")
+    parser.add_argument("--size", type=int, default=COUNT, help=f"products (default {COUNT})")
+    parser.add_argument("--out", type=Path, help="write here instead of products.json")
     args = parser.parse_args()
-    text = render(build())
+    # The checked-in file is the 1,000-product catalog; another size never overwrites it.
+    if args.size != COUNT and (args.out is None or args.out.resolve() == OUT.resolve()):
+        parser.error("--size other than 1000 needs --out pointing elsewhere")
+    if not 1 <= args.size <= 1_000_000_000:
+        parser.error("--size must be 1 .. 10^9 (product ids are bounded so)")
+    text = render(build(args.size))
     if args.check:
         if OUT.read_text() != text:
-            print("services/catalog/products.json is stale: run python3 services/catalog/generate.py",
-                  file=sys.stderr)
+            print(
+                "services/catalog/products.json is stale: run python3 services/catalog/generate.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
-    OUT.write_text(text)
+    (args.out or OUT).write_text(text)
     return 0
 
 

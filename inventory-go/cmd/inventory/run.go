@@ -124,9 +124,9 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 func connectRedis(ctx context.Context, cfg config.Config, c inventory.Catalog, log *slog.Logger) (*redis.Store, error) {
 	const attempts = 20
 	for i := 1; ; i++ {
-		seedCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		s, err := redis.New(seedCtx, cfg.Redis, c, inventory.DefaultTiming)
-		cancel()
+		// No deadline on the whole connect-and-seed: its length grows with the catalog.
+		// Dials (1 s) and each seed batch (5 s) are bounded inside redis.New.
+		s, err := redis.New(ctx, cfg.Redis, c, inventory.DefaultTiming)
 		if err == nil || i == attempts || ctx.Err() != nil || !errors.Is(err, inventory.ErrStoreUnavailable) {
 			return s, err
 		}

@@ -52,6 +52,10 @@ func New(ctx context.Context, opt *goredis.Options, c inventory.Catalog, timing 
 	return s, nil
 }
 
+// seedBatchTimeout bounds each batch, not the whole seed: a 10^6-product catalog takes
+// about a minute to seed, and a deadline on the total made such a start fail for ever.
+const seedBatchTimeout = 5 * time.Second
+
 // seed runs in batches so no single script blocks Redis for long.
 func (s *Store) seed(ctx context.Context, c inventory.Catalog) error {
 	const batch = 500
@@ -61,7 +65,10 @@ func (s *Store) seed(ctx context.Context, c inventory.Catalog) error {
 		for _, p := range c.Products[i:end] {
 			args = append(args, p.ID, p.Stock, p.Warehouse)
 		}
-		if err := seedScript.Run(ctx, s.rdb, nil, args...).Err(); err != nil {
+		bctx, cancel := context.WithTimeout(ctx, seedBatchTimeout)
+		err := seedScript.Run(bctx, s.rdb, nil, args...).Err()
+		cancel()
+		if err != nil {
 			return s.fail(ctx, fmt.Errorf("seed: %w", err))
 		}
 	}
