@@ -149,9 +149,7 @@ impl ErrorCode {
             Self::UpstreamUnavailable
             | Self::Overloaded
             | Self::ProductMoving
-            | Self::DeadlineExceeded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            | Self::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
