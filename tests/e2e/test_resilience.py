@@ -127,6 +127,22 @@ async def test_rate_limit_on(
     assert (await call(http, "GET", f"{stack.gateway}/health"))[0] == 200
 
 
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(
+    mode: str, make_stack: StackFactory, http: aiohttp.ClientSession
+) -> None:
+    # No TRUSTED_PROXIES: the test's own 127.0.0.1 is the client, whatever X-Forwarded-For
+    # says. uvicorn's own proxy-headers rewrite trusted 127.0.0.1 by default and gave each
+    # spoofed address its own bucket, so a local client escaped the limit.
+    stack = make_stack(mode, gateway={"RATE_LIMIT_RPS": "2", "RATE_LIMIT_BURST": "10"})
+    url = f"{stack.gateway}/api/product/123"
+    statuses = [
+        (await call(http, "GET", url, headers={"X-Forwarded-For": f"203.0.113.{i}"}))[0]
+        for i in range(30)
+    ]
+    assert statuses[:10] == [200] * 10
+    assert statuses.count(429) >= 15, statuses
+
+
 async def test_rate_limit_off_by_default(stack: Stack, http: aiohttp.ClientSession) -> None:
     answers = await asyncio.gather(
         *(call(http, "GET", f"{stack.gateway}/api/product/124") for _ in range(300))

@@ -200,6 +200,10 @@ def run() -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        # The gateway reads X-Forwarded-For itself, from TRUSTED_PROXIES only
+        # (netaddr.py); uvicorn's rewrite trusts 127.0.0.1 and would let a local
+        # client pick its own rate-limit bucket.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
         lifespan="on",
     )
