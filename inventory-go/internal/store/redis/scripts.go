@@ -106,7 +106,7 @@ local function expire_if_due(rid, now, retention)
 end
 `
 
-// claimScript: KEYS seeded marker, shard key; ARGV this shard's id ('' = unsharded).
+// claimScript: KEYS seeded marker, shard key; ARGV this shard's id (empty: unsharded).
 // Answers {'ok', seeded (0/1)}, or {'other', shard} / {'unsharded'} when the database
 // holds another inventory's data. A shard writes its id before its first seed, so a
 // second shard started on the same database is refused even mid-seed.
