@@ -1,5 +1,5 @@
-// This file owns the service's lifetime: config -> logger -> store -> HTTP server and
-// expiry sweeper, until ctx ends (SIGTERM/SIGINT), then a graceful drain.
+// This file owns the service's lifetime: config -> logger -> ring (a shard) -> store ->
+// HTTP server and expiry sweeper, until ctx ends (SIGTERM/SIGINT), then a graceful drain.
 package main
 
 import (
@@ -10,13 +10,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"polyshop/inventory-go/internal/config"
 	"polyshop/inventory-go/internal/httpapi"
 	"polyshop/inventory-go/internal/inventory"
+	"polyshop/inventory-go/internal/ring"
+	"polyshop/inventory-go/internal/ringrecord"
 	"polyshop/inventory-go/internal/store/memory"
 	"polyshop/inventory-go/internal/store/redis"
 )
@@ -54,11 +60,27 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 		return err
 	}
 
+	if cfg.Redis != nil || cfg.Registry != nil {
+		redis.RouteClientLogs(log)
+	}
+	// A shard seeds and serves only what the ring gives it; unsharded, all of it.
+	seed := catalog
+	var shard *inventory.Shard
+	if cfg.ShardID != "" {
+		if shard, err = placeShard(ctx, cfg, catalog, log); err != nil {
+			if ctx.Err() != nil {
+				log.Info("stopped", "reason", "signal before the ring record was reachable")
+				return nil
+			}
+			return err
+		}
+		seed = shard.Owned(catalog)
+	}
+
 	var store inventory.Store
 	var rstore *redis.Store
 	if cfg.Redis != nil {
-		redis.RouteClientLogs(log)
-		if rstore, err = connectRedis(ctx, cfg, catalog, log); err != nil {
+		if rstore, err = connectRedis(ctx, cfg, seed, log); err != nil {
 			if ctx.Err() != nil { // stopped while waiting for Redis: a clean stop
 				log.Info("stopped", "reason", "signal before redis was reachable")
 				return nil
@@ -67,11 +89,18 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 		}
 		store = rstore
 	} else {
-		store = memory.New(catalog, clock, inventory.DefaultTiming)
+		store = memory.New(seed, clock, inventory.DefaultTiming)
 	}
 	defer store.Close()
+	if shard != nil {
+		store = shard.Serve(store)
+	}
 
 	api := httpapi.New(httpapi.Deps{Store: store, Warehouses: catalog.Warehouses, Config: cfg, Logger: log, AccessLog: out})
+	held, err := store.Held(ctx)
+	if err != nil {
+		return fmt.Errorf("count held products: %w", err)
+	}
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -85,7 +114,8 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "products", len(catalog.Products), "catalog", path)
+	log.Info("listening", "addr", ln.Addr().String(), "products", len(catalog.Products), "held", held,
+		"shard_id", cfg.ShardID, "catalog", path)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -122,21 +152,69 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 // connectRedis retries for a while: under docker compose or Kubernetes, Redis may come
 // up a few seconds after this service, and a crash loop would only add noise.
 func connectRedis(ctx context.Context, cfg config.Config, c inventory.Catalog, log *slog.Logger) (*redis.Store, error) {
-	const attempts = 20
-	for i := 1; ; i++ {
+	return retryStart(ctx, log, "redis not reachable yet", inventory.ErrStoreUnavailable, func() (*redis.Store, error) {
 		// No deadline on the whole connect-and-seed: its length grows with the catalog.
 		// Dials (1 s) and each seed batch (5 s) are bounded inside redis.New.
-		s, err := redis.New(ctx, cfg.Redis, c, inventory.DefaultTiming)
-		if err == nil || i == attempts || ctx.Err() != nil || !errors.Is(err, inventory.ErrStoreUnavailable) {
-			return s, err
+		if cfg.ShardID != "" {
+			return redis.NewShard(ctx, cfg.Redis, c, inventory.DefaultTiming, cfg.ShardID)
 		}
-		log.Warn("redis not reachable yet", "attempt", i, "error", err.Error())
+		return redis.New(ctx, cfg.Redis, c, inventory.DefaultTiming)
+	})
+}
+
+// retryStart calls fn until it succeeds, fails with an error that is not transient, ctx
+// ends, or 20 attempts 500 ms apart have failed.
+func retryStart[T any](ctx context.Context, log *slog.Logger, msg string, transient error, fn func() (T, error)) (T, error) {
+	const attempts = 20
+	for i := 1; ; i++ {
+		v, err := fn()
+		if err == nil || i == attempts || ctx.Err() != nil || !errors.Is(err, transient) {
+			return v, err
+		}
+		log.Warn(msg, "attempt", i, "error", err.Error())
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			var zero T
+			return zero, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// placeShard finds this shard's ring: the ring record's members when there is a
+// registry (created from INVENTORY_SHARDS by the first shard to start), else
+// INVENTORY_SHARDS, fixed for the life of the process (ring.md).
+func placeShard(ctx context.Context, cfg config.Config, c inventory.Catalog, log *slog.Logger) (*inventory.Shard, error) {
+	members, epoch, source := cfg.Shards, int64(0), "INVENTORY_SHARDS"
+	if cfg.Registry != nil {
+		o := *cfg.Registry
+		o.DialTimeout = time.Second
+		rdb := goredis.NewClient(&o)
+		defer rdb.Close()
+		rec, err := retryStart(ctx, log, "registry not reachable yet", ringrecord.ErrUnavailable, func() (ringrecord.Record, error) {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return ringrecord.Ensure(cctx, rdb, cfg.Shards)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("registry %s: %w", config.MaskURL(cfg.RegistryURL), err)
+		}
+		members, epoch, source = rec.Members, rec.Epoch, "ring record read"
+		if rec.Created {
+			source = "ring record created"
+		}
+		if !slices.Equal(rec.Members, cfg.Shards) {
+			log.Warn("ring record differs from INVENTORY_SHARDS: the record decides",
+				"record", strings.Join(rec.Members, ","), "INVENTORY_SHARDS", strings.Join(cfg.Shards, ","))
+		}
+	}
+	shard := inventory.NewShard(cfg.ShardID, ring.New(members), c)
+	if !slices.Contains(members, cfg.ShardID) {
+		log.Warn("shard is not a member of the ring: it holds nothing until a rebalance adds it",
+			"shard_id", cfg.ShardID, "members", strings.Join(members, ","))
+	}
+	log.Info("shard", "shard_id", cfg.ShardID, "members", strings.Join(members, ","), "epoch", epoch, "source", source)
+	return shard, nil
 }
 
 // watchSeed re-seeds the catalog if Redis loses its data while the service runs.

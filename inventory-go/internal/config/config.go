@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,9 @@ var Knobs = []Knob{
 	{"FAULT_DELAY_MS", "0", "added latency on every /api/* request, 0 .. 60000; refused in prod"},
 	{"FAULT_ERROR_RATE", "0", "0.0 .. 1.0 share of /api/* requests answered 500 `fault_injected`; refused in prod"},
 	{"INSTANCE_ID", "hostname-pid", "names this replica in logs and /api/stats; 1 .. 64 of `[A-Za-z0-9._-]`"},
+	{"INVENTORY_SHARD_ID", "unset = unsharded (every product)", "this shard's name in the ring (ring.md), 1 .. 64 of `[A-Za-z0-9._-]`; it holds and serves only the products it owns"},
+	{"INVENTORY_SHARDS", "unset", "comma list of the ring's shard ids (trimmed, empty and duplicate entries dropped); required with `INVENTORY_SHARD_ID` and must contain it; only seeds the ring record, which decides once it exists"},
+	{"REGISTRY_URL", "REDIS_URL", "`redis://` URL of the ring record `polyshop:ring:inventory` (and the registry); unset and no `REDIS_URL` = no record, the members are `INVENTORY_SHARDS`"},
 }
 
 // Config is the effective configuration.
@@ -45,6 +49,14 @@ type Config struct {
 	FaultDelay     time.Duration
 	FaultErrorRate float64
 	InstanceID     string
+	// ShardID is this shard's name in the ring; "" is an unsharded inventory.
+	ShardID string
+	// Shards are the ring members INVENTORY_SHARDS names, sorted; nil when unsharded.
+	Shards []string
+	// RegistryURL is where the ring record lives (REGISTRY_URL, else REDIS_URL);
+	// Registry is nil when neither is set.
+	RegistryURL string
+	Registry    *goredis.Options
 }
 
 // Error is a bad variable; main prints it as one line and exits 2.
@@ -114,6 +126,9 @@ func Load(getenv func(string) string) (Config, error) {
 	} else if !validInstanceID(c.InstanceID) {
 		return c, &Error{"INSTANCE_ID", fmt.Sprintf("must be 1 .. 64 characters of [A-Za-z0-9._-], got %s", quote(c.InstanceID))}
 	}
+	if err := c.loadShards(get); err != nil {
+		return c, err
+	}
 	if c.Env == "prod" {
 		switch {
 		case c.FaultDelay != 0:
@@ -125,6 +140,48 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// loadShards reads INVENTORY_SHARD_ID, INVENTORY_SHARDS and REGISTRY_URL. A shard id
+// without the members (or members without an id) is refused: either half alone would
+// start a shard that seeds and serves the wrong products.
+func (c *Config) loadShards(get func(string) string) error {
+	c.ShardID = get("INVENTORY_SHARD_ID")
+	if c.ShardID != "" && !validInstanceID(c.ShardID) {
+		return &Error{"INVENTORY_SHARD_ID", fmt.Sprintf("must be 1 .. 64 characters of [A-Za-z0-9._-], got %s", quote(c.ShardID))}
+	}
+	if v := get("INVENTORY_SHARDS"); v != "" {
+		for _, part := range strings.Split(v, ",") {
+			id := trimASCII(part)
+			if id == "" {
+				continue
+			}
+			if !validInstanceID(id) {
+				return &Error{"INVENTORY_SHARDS", fmt.Sprintf("entries must be 1 .. 64 characters of [A-Za-z0-9._-], got %s", quote(id))}
+			}
+			c.Shards = append(c.Shards, id)
+		}
+		slices.Sort(c.Shards)
+		c.Shards = slices.Compact(c.Shards)
+	}
+	switch {
+	case c.ShardID == "" && c.Shards != nil:
+		return &Error{"INVENTORY_SHARD_ID", "must be set when INVENTORY_SHARDS is (a shard without its id would hold every product)"}
+	case c.ShardID != "" && c.Shards == nil:
+		return &Error{"INVENTORY_SHARDS", "must list the ring's shard ids when INVENTORY_SHARD_ID is set"}
+	case c.ShardID != "" && !slices.Contains(c.Shards, c.ShardID):
+		return &Error{"INVENTORY_SHARDS", fmt.Sprintf("must contain INVENTORY_SHARD_ID %s", quote(c.ShardID))}
+	}
+	c.RegistryURL, c.Registry = c.RedisURL, c.Redis
+	if v := get("REGISTRY_URL"); v != "" {
+		canon, opt, msg := parseRedisURL(v)
+		if msg != "" {
+			// the value is not echoed: it may hold a password
+			return &Error{"REGISTRY_URL", "must be redis://[[user]:password@]host[:port][/db] with db 0..15: " + msg}
+		}
+		c.RegistryURL, c.Registry = canon, opt
+	}
+	return nil
 }
 
 // trimASCII drops ASCII whitespace (SP, HT, LF, VT, FF, CR) at both ends; unlike
@@ -360,7 +417,8 @@ func (c Config) LogAttrs() []any {
 		"log_level", c.LogLevel, "admin_token", admin, "max_body_bytes", c.MaxBodyBytes,
 		"reservation_ttl_s", int(c.ReservationTTL / time.Second),
 		"fault_delay_ms", c.FaultDelay.Milliseconds(), "fault_error_rate", c.FaultErrorRate,
-		"instance_id", c.InstanceID,
+		"instance_id", c.InstanceID, "shard_id", c.ShardID, "shards", strings.Join(c.Shards, ","),
+		"registry_url", MaskURL(c.RegistryURL),
 	}
 }
 

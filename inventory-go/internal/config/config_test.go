@@ -25,6 +25,9 @@ func TestDefaults(t *testing.T) {
 		c.MaxBodyBytes != 65536 || c.ReservationTTL != 300*time.Second || c.FaultDelay != 0 || c.FaultErrorRate != 0 {
 		t.Fatalf("defaults = %+v", c)
 	}
+	if c.ShardID != "" || c.Shards != nil || c.RegistryURL != "" || c.Registry != nil {
+		t.Fatalf("unsharded by default, with no ring record: %+v", c)
+	}
 	if c.InstanceID == "" || !strings.Contains(c.InstanceID, "-") {
 		t.Fatalf("INSTANCE_ID default %q, want hostname-pid", c.InstanceID)
 	}
@@ -76,12 +79,14 @@ func TestProdRefusesFaultsAndMissingToken(t *testing.T) {
 }
 
 func TestSecretsMasked(t *testing.T) {
-	c, err := Load(env(map[string]string{"ADMIN_TOKEN": "topsecret", "REDIS_URL": "redis://user:hunter2@h:6379/0"}))
+	c, err := Load(env(map[string]string{"ADMIN_TOKEN": "topsecret", "REDIS_URL": "redis://user:hunter2@h:6379/0",
+		"REGISTRY_URL": "redis://:swordfish@r:6379/0"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	line := fmt.Sprint(c.LogAttrs()...)
-	if strings.Contains(line, "topsecret") || strings.Contains(line, "hunter2") || !strings.Contains(line, "redis://user:***@h:6379/0") {
+	if strings.Contains(line, "topsecret") || strings.Contains(line, "hunter2") || strings.Contains(line, "swordfish") ||
+		!strings.Contains(line, "redis://user:***@h:6379/0") || !strings.Contains(line, "redis://:***@r:6379/0") {
 		t.Fatalf("config log attrs leak or mangle secrets: %s", line)
 	}
 	if MaskURL("redis://h:6379/0") != "redis://h:6379/0" || MaskURL("redis://:pw@h:1/0") != "redis://:***@h:1/0" {

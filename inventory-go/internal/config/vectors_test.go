@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -64,6 +65,25 @@ func canonical(c Config, name string) any {
 		return c.FaultErrorRate
 	case "INSTANCE_ID":
 		return c.InstanceID
+	case "INVENTORY_SHARD_ID":
+		if c.ShardID == "" {
+			return nil
+		}
+		return c.ShardID
+	case "INVENTORY_SHARDS":
+		if c.Shards == nil {
+			return nil
+		}
+		out := make([]any, len(c.Shards))
+		for i, id := range c.Shards {
+			out[i] = id
+		}
+		return out
+	case "REGISTRY_URL":
+		if c.RegistryURL == "" {
+			return nil
+		}
+		return c.RegistryURL
 	}
 	panic("no canonical value for " + name)
 }
@@ -107,7 +127,7 @@ func TestEnvVectors(t *testing.T) {
 				if per, ok := want.(map[string]any); ok {
 					want = per["inventory"]
 				}
-				if got := canonical(c, name); got != want {
+				if got := canonical(c, name); !reflect.DeepEqual(got, want) {
 					t.Errorf("env %q (%s): %s = %#v, want %#v", tc.Env, tc.Note, name, got, want)
 				}
 			}

@@ -88,6 +88,8 @@ type APIError struct {
 	Message string
 	Details []FieldError
 	Allow   string // Allow header of a 405
+	// ShardOwner is the X-Shard-Owner header of a 421: the shard that holds the product.
+	ShardOwner string
 }
 
 func (e *APIError) Error() string { return string(e.Code) + ": " + e.Message }
@@ -124,9 +126,16 @@ type errorPayload struct {
 func (s *Server) toAPIError(ctx context.Context, err error) *APIError {
 	var ae *APIError
 	var short *inventory.InsufficientStockError
+	var elsewhere *inventory.MisdirectedError
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &elsewhere):
+		msg := fmt.Sprintf("product %d is held by shard %s", elsewhere.ProductID, elsewhere.Owner)
+		if elsewhere.More > 0 {
+			msg += fmt.Sprintf(" (and %d more of the ids by other shards)", elsewhere.More)
+		}
+		return &APIError{Code: CodeMisdirectedRequest, Message: msg, ShardOwner: elsewhere.Owner}
 	case errors.As(err, &short):
 		return apiErr(CodeInsufficientStock, "only %d units of product %d are available", short.Available, short.ProductID)
 	case errors.Is(err, inventory.ErrProductNotFound):
@@ -161,6 +170,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if ae.Allow != "" {
 		w.Header().Set("Allow", ae.Allow)
+	}
+	if ae.ShardOwner != "" {
+		w.Header().Set("X-Shard-Owner", ae.ShardOwner)
 	}
 	var details []FieldError
 	if status == http.StatusBadRequest || status == http.StatusUnprocessableEntity {

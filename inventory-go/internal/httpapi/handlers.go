@@ -75,22 +75,37 @@ func toHoldJSON(st inventory.Settlement, withRepeated bool) holdJSON {
 	return h
 }
 
+// shardJSON is the shard id as the registry writes it: null for an unsharded inventory.
+func (s *Server) shardJSON() *string {
+	if s.cfg.ShardID == "" {
+		return nil
+	}
+	return &s.cfg.ShardID
+}
+
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "service": "inventory", "version": Version})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "service": "inventory", "version": Version,
+		"shard": s.shardJSON()})
 }
 
 // ready checks only this service's own store (docs/DESIGN.md): never an upstream.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
+	err := s.store.Ping(ctx)
+	var held int64
+	if err == nil {
+		held, err = s.store.Held(ctx)
+	}
+	if err != nil {
 		s.log.WarnContext(r.Context(), "not ready", "error", err.Error())
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
 			"status": "unavailable", "checks": map[string]string{"store": "unavailable"}})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{"store": "ok"}})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{"store": "ok"},
+		"shard": s.shardJSON(), "products_held": held})
 }
 
 func (s *Server) getItem(w http.ResponseWriter, r *http.Request) error {

@@ -140,6 +140,9 @@ type Store interface {
 	// GetMany answers the items found, in request order, and the ids not found.
 	GetMany(ctx context.Context, productIDs []int64) ([]Item, []int64, error)
 	Warehouses(ctx context.Context) ([]WarehouseStock, error)
+	// Held answers how many products the store holds (has a stock record of); a shard
+	// holds only its own.
+	Held(ctx context.Context) (int64, error)
 	// Reserve answers replayed=true when the idempotency key matched an earlier hold; the
 	// reservation then carries that hold's current state.
 	Reserve(ctx context.Context, req ReserveRequest) (res Reservation, replayed bool, err error)

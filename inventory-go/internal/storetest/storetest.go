@@ -196,6 +196,9 @@ func testSeedAndGet(t *testing.T, e env) {
 		t.Fatalf("seeded item = %+v", it)
 	}
 	within(t, "LastUpdated of a seeded product", it.LastUpdated, e.seededLo, e.seededHi)
+	if n, err := e.s.Held(bg); err != nil || n != 3 {
+		t.Fatalf("Held = %d %v, want the 3 seeded products", n, err)
+	}
 	if _, err := e.s.Get(bg, 999); !errors.Is(err, inventory.ErrProductNotFound) {
 		t.Fatalf("Get(999) error = %v, want ErrProductNotFound", err)
 	}

@@ -151,6 +151,15 @@ func (s *Store) Warehouses(ctx context.Context) ([]inventory.WarehouseStock, err
 	return out, nil
 }
 
+func (s *Store) Held(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(len(s.products)), nil
+}
+
 func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return inventory.Reservation{}, false, err

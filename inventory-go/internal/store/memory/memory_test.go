@@ -8,3 +8,5 @@ import (
 )
 
 func TestStoreSuite(t *testing.T) { storetest.Run(t, storetest.Memory()) }
+
+func TestShardSuite(t *testing.T) { storetest.RunShard(t, storetest.Memory()) }

@@ -6,10 +6,12 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -22,6 +24,10 @@ const (
 	// seededKey is written after a complete seed; its absence means Redis lost its data
 	// (a restart without persistence, a FLUSHALL) and the catalog must be seeded again.
 	seededKey = "polyshop:inventory:seeded"
+	// shardKey names the shard whose data this database holds (absent: unsharded), so
+	// two shards given one database, or a shard and an unsharded inventory, refuse to
+	// start instead of serving each other's products.
+	shardKey = "polyshop:inventory:shard"
 )
 
 // Store is the Redis store.
@@ -30,26 +36,79 @@ type Store struct {
 	timing     inventory.Timing
 	warehouses []string
 	catalog    inventory.Catalog
+	shard      string // "" = unsharded
 }
 
 // New connects and seeds the products of the catalog that Redis does not have yet;
 // zero timing fields take inventory.DefaultTiming.
 func New(ctx context.Context, opt *goredis.Options, c inventory.Catalog, timing inventory.Timing) (*Store, error) {
+	return open(ctx, opt, c, timing, "")
+}
+
+// NewShard connects the store of shard id and seeds owned (the products the ring gives
+// it) only when the database is new: a product is held iff its record exists, so after
+// a rebalance moved one away a restart must not create it again. Products added to the
+// catalog later are not seeded here either; a rebalance (or an operator) brings them.
+func NewShard(ctx context.Context, opt *goredis.Options, owned inventory.Catalog, timing inventory.Timing, id string) (*Store, error) {
+	if id == "" {
+		return nil, fmt.Errorf("redis: NewShard needs a shard id")
+	}
+	return open(ctx, opt, owned, timing, id)
+}
+
+func open(ctx context.Context, opt *goredis.Options, c inventory.Catalog, timing inventory.Timing, shard string) (*Store, error) {
 	o := *opt
 	// Retries are off: a write script whose reply was lost must not run twice (a
 	// second hold would be created); the caller gets a 503 and the gateway decides.
 	o.MaxRetries = -1
 	o.ContextTimeoutEnabled = true
 	o.DialTimeout = time.Second
-	s := &Store{rdb: goredis.NewClient(&o), timing: timing.OrDefault(), catalog: c}
+	s := &Store{rdb: goredis.NewClient(&o), timing: timing.OrDefault(), catalog: c, shard: shard}
 	for _, w := range c.Warehouses {
 		s.warehouses = append(s.warehouses, w.ID)
 	}
-	if err := s.seed(ctx, c); err != nil {
+	if err := s.start(ctx); err != nil {
 		_ = s.rdb.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// ErrOtherData: the database holds another shard's data, or an unsharded inventory's.
+var ErrOtherData = errors.New("the Redis database holds another inventory's data")
+
+// start claims the database for this shard and seeds it. Unsharded, it seeds every
+// missing product, as before sharding. A shard seeds only a database it has not
+// completed a seed in (no seeded marker): its first start, a start after one that
+// failed midway, or after Redis lost its data.
+func (s *Store) start(ctx context.Context) error {
+	v, err := claimScript.Run(ctx, s.rdb, []string{seededKey, shardKey}, s.shard).Slice()
+	if err != nil {
+		return s.fail(ctx, fmt.Errorf("claim: %w", err))
+	}
+	switch code, _ := v[0].(string); code {
+	case "ok":
+		if seeded, _ := v[1].(int64); s.shard != "" && seeded == 1 {
+			return nil
+		}
+		return s.seed(ctx, s.catalog)
+	case "other":
+		owner, _ := v[1].(string)
+		return fmt.Errorf("%w: it is shard %q's (%s), not %s: give each shard its own database",
+			ErrOtherData, owner, shardKey, describe(s.shard))
+	case "unsharded":
+		return fmt.Errorf("%w: it is an unsharded inventory's (%s is set, %s is not), not shard %q's: give each shard its own database",
+			ErrOtherData, seededKey, shardKey, s.shard)
+	default:
+		return s.fail(ctx, fmt.Errorf("claim: unexpected reply %v", v))
+	}
+}
+
+func describe(shard string) string {
+	if shard == "" {
+		return "an unsharded inventory's"
+	}
+	return fmt.Sprintf("shard %q's", shard)
 }
 
 // seedBatchTimeout bounds each batch, not the whole seed: a 10^6-product catalog takes
@@ -88,7 +147,7 @@ func (s *Store) EnsureSeeded(ctx context.Context) (bool, error) {
 	if n == 1 {
 		return false, nil
 	}
-	return true, s.seed(ctx, s.catalog)
+	return true, s.start(ctx)
 }
 
 // fail turns a Redis error into the context error when the caller's deadline or
@@ -206,6 +265,23 @@ func (s *Store) Warehouses(ctx context.Context) ([]inventory.WarehouseStock, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// Held sums the warehouses' product counts, which the seed (and any script that creates
+// or deletes a product record) keeps equal to the product records.
+func (s *Store) Held(ctx context.Context) (int64, error) {
+	vals, err := s.rdb.HGetAll(ctx, warehousesKey).Result()
+	if err != nil {
+		return 0, s.fail(ctx, err)
+	}
+	var n int64
+	for field, v := range vals {
+		if strings.HasSuffix(field, ":products") {
+			c, _ := strconv.ParseInt(v, 10, 64)
+			n += c
+		}
+	}
+	return n, nil
 }
 
 func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, bool, error) {

@@ -41,6 +41,10 @@ func TestStoreSuite(t *testing.T) {
 	storetest.Run(t, storetest.Redis(testredis.Start(t)))
 }
 
+func TestShardSuite(t *testing.T) {
+	storetest.RunShard(t, storetest.Redis(testredis.Start(t)))
+}
+
 func TestRestartKeepsStock(t *testing.T) {
 	opt := testredis.Start(t)
 	ctx := context.Background()
@@ -176,5 +180,111 @@ func TestDataLossIsReseeded(t *testing.T) {
 	}
 	if it, err := s.Get(ctx, 1); err != nil || it.Available != 100 {
 		t.Fatalf("after reseed: %+v %v", it, err)
+	}
+}
+
+func newShardStore(t *testing.T, opt *goredis.Options, owned inventory.Catalog, id string) (*redis.Store, error) {
+	t.Helper()
+	s, err := redis.NewShard(context.Background(), opt, owned, storetest.Timing, id)
+	if err == nil {
+		t.Cleanup(func() { _ = s.Close() })
+	}
+	return s, err
+}
+
+// moveAway deletes a product's record as a rebalance does when the product leaves.
+func moveAway(t *testing.T, opt *goredis.Options, p inventory.Product) {
+	t.Helper()
+	c := goredis.NewClient(opt)
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Del(ctx, "polyshop:inventory:product:"+strconv.FormatInt(p.ID, 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HIncrBy(ctx, "polyshop:inventory:warehouses", p.Warehouse+":products", -1).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShardRestartDoesNotReseed: a product a rebalance moved away stays away across a
+// restart (unsharded, the same restart would seed it again: TestRestartKeepsStock).
+func TestShardRestartDoesNotReseed(t *testing.T) {
+	opt := testredis.Start(t)
+	ctx := context.Background()
+	c := storetest.Catalog()
+	if _, err := newShardStore(t, opt, c, "inv-a"); err != nil {
+		t.Fatal(err)
+	}
+	moveAway(t, opt, c.Products[0])
+	s, err := newShardStore(t, opt, c, "inv-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, 1); !errors.Is(err, inventory.ErrProductNotFound) {
+		t.Fatalf("product 1 after the restart: %v, want it still gone", err)
+	}
+	if n, err := s.Held(ctx); err != nil || n != 2 {
+		t.Fatalf("Held = %d %v, want 2", n, err)
+	}
+	if again, err := s.EnsureSeeded(ctx); again || err != nil {
+		t.Fatalf("EnsureSeeded with the marker present: %v %v", again, err)
+	}
+}
+
+// TestShardSeedsAgainWhenTheSeedDidNotComplete: without the seeded marker (a start that
+// died midway, or Redis lost its data) the shard seeds what it owns again.
+func TestShardSeedsAgainWhenTheSeedDidNotComplete(t *testing.T) {
+	opt := testredis.Start(t)
+	ctx := context.Background()
+	c := storetest.Catalog()
+	if _, err := newShardStore(t, opt, c, "inv-a"); err != nil {
+		t.Fatal(err)
+	}
+	moveAway(t, opt, c.Products[0])
+	rdb := goredis.NewClient(opt)
+	defer rdb.Close()
+	if err := rdb.Del(ctx, "polyshop:inventory:seeded").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := newShardStore(t, opt, c, "inv-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it, err := s.Get(ctx, 1); err != nil || it.Available != 100 {
+		t.Fatalf("product 1 after an incomplete seed: %+v %v", it, err)
+	}
+	flush(t, opt)
+	if again, err := s.EnsureSeeded(ctx); !again || err != nil {
+		t.Fatalf("EnsureSeeded after FLUSHALL: %v %v", again, err)
+	}
+	if n, err := s.Held(ctx); err != nil || n != 3 {
+		t.Fatalf("Held after re-seed = %d %v", n, err)
+	}
+	if owner, err := rdb.Get(ctx, "polyshop:inventory:shard").Result(); err != nil || owner != "inv-a" {
+		t.Fatalf("shard key after re-seed: %q %v", owner, err)
+	}
+}
+
+// TestShardClaimsItsDatabase: two inventories on one database refuse to start rather
+// than serve each other's products.
+func TestShardClaimsItsDatabase(t *testing.T) {
+	opt := testredis.Start(t)
+	c := storetest.Catalog()
+	if _, err := newShardStore(t, opt, c, "inv-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newShardStore(t, opt, c, "inv-b"); !errors.Is(err, redis.ErrOtherData) {
+		t.Fatalf("a second shard on inv-a's database: %v, want ErrOtherData", err)
+	}
+	if _, err := redis.New(context.Background(), opt, c, storetest.Timing); !errors.Is(err, redis.ErrOtherData) {
+		t.Fatalf("an unsharded inventory on inv-a's database: %v, want ErrOtherData", err)
+	}
+	flush(t, opt)
+	newStore(t, opt, c, storetest.Timing)
+	if _, err := newShardStore(t, opt, c, "inv-a"); !errors.Is(err, redis.ErrOtherData) {
+		t.Fatalf("a shard on an unsharded inventory's database: %v, want ErrOtherData", err)
+	}
+	if _, err := newShardStore(t, opt, c, ""); err == nil {
+		t.Fatal("NewShard with no id")
 	}
 }

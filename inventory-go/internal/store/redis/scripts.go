@@ -16,6 +16,8 @@
 //	idem:<key>     string reservation id of an idempotency key (same lifetime as its hold)
 //	expiry         zset  held reservation ids scored by expiry (ms)
 //	warehouses     hash  "<wh>:available" "<wh>:reserved" "<wh>:products"
+//	seeded         string set after a complete seed (absent: seed again)
+//	shard          string the shard id whose data this database holds (absent: unsharded)
 //
 // Keys are derived inside the scripts, which is fine on a single Redis or with
 // Sentinel; Redis Cluster would need hash tags and is out of scope (docs/ARCHITECTURE.md).
@@ -103,6 +105,21 @@ local function expire_if_due(rid, now, retention)
   return false
 end
 `
+
+// claimScript: KEYS seeded marker, shard key; ARGV this shard's id (empty: unsharded).
+// Answers {'ok', seeded (0/1)}, or {'other', shard} / {'unsharded'} when the database
+// holds another inventory's data. A shard writes its id before its first seed, so a
+// second shard started on the same database is refused even mid-seed.
+var claimScript = goredis.NewScript(`
+local owner = redis.call('GET', KEYS[2])
+local seeded = redis.call('EXISTS', KEYS[1])
+if owner and owner ~= ARGV[1] then return {'other', owner} end
+if ARGV[1] ~= '' and not owner then
+  if seeded == 1 then return {'unsharded'} end
+  redis.call('SET', KEYS[2], ARGV[1])
+end
+return {'ok', seeded}
+`)
 
 // seedScript: ARGV (product id, stock, warehouse) triples. Creates only missing
 // products, so a restart never resets stock and replicas may seed together.
