@@ -1,5 +1,6 @@
-// This file owns the service's lifetime: config -> logger -> store -> HTTP server and
-// expiry sweeper, until ctx ends (SIGTERM/SIGINT), then a graceful drain.
+// This file owns the service's lifetime: config -> logger -> store -> HTTP server, expiry
+// sweeper and registry heartbeat, until ctx ends (SIGTERM/SIGINT), then deregistration
+// and a graceful drain.
 package main
 
 import (
@@ -11,12 +12,16 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"polyshop/inventory-go/internal/config"
 	"polyshop/inventory-go/internal/httpapi"
 	"polyshop/inventory-go/internal/inventory"
+	"polyshop/inventory-go/internal/registry"
 	"polyshop/inventory-go/internal/store/memory"
 	"polyshop/inventory-go/internal/store/redis"
 )
@@ -101,10 +106,15 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	// Registered once the listener is open, so the advertised URL answers.
+	deregister := startRegistry(cfg, getenv, log)
 
 	select {
 	case err = <-serveErr:
+		deregister()
 	case <-ctx.Done():
+		// Out of the registry first: routers stop picking this instance while it drains.
+		deregister()
 		log.Info("shutdown", "grace_s", int(shutdownGrace/time.Second))
 		drainCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		err = srv.Shutdown(drainCtx)
@@ -117,6 +127,49 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	}
 	log.Info("stopped")
 	return err
+}
+
+// startRegistry runs the registry heartbeat (services/contracts/ring.md) in the Redis of
+// REGISTRY_URL or REDIS_URL (neither: no registration) and answers the function that
+// stops it and deregisters. A Redis that is away is the heartbeat's business: it logs
+// and retries, and never holds up a request or the start.
+func startRegistry(cfg config.Config, getenv func(string) string, log *slog.Logger) (deregister func()) {
+	if cfg.Registry == nil {
+		return func() {}
+	}
+	o := *cfg.Registry
+	o.DialTimeout = time.Second
+	o.ContextTimeoutEnabled = true
+	o.PoolSize = 2
+	rdb := goredis.NewClient(&o)
+	// INVENTORY_SHARD_ID is the shard's name (ring.md); empty = unsharded, shard null.
+	var shard *string
+	if id := strings.Trim(getenv("INVENTORY_SHARD_ID"), " \t\n\v\f\r"); id != "" {
+		shard = &id
+	}
+	reg := registry.New(rdb, registry.Entry{
+		Name: "inventory", InstanceID: registry.NewInstanceID(), URL: cfg.AdvertiseURL,
+		Language: "go", Version: httpapi.Version, StartedAt: time.Now().UTC().Format(time.RFC3339),
+		Shard: shard,
+	})
+	where := cfg.RegistryURL
+	if where == "" {
+		where = cfg.RedisURL
+	}
+	log.Info("registry", "field", reg.Entry().Field(), "url", cfg.AdvertiseURL, "redis", config.MaskURL(where))
+	ctx, stop := context.WithCancel(context.Background())
+	var beating sync.WaitGroup
+	beating.Go(func() { reg.Run(ctx, registry.Interval, log) })
+	return sync.OnceFunc(func() {
+		stop()
+		beating.Wait() // no beat can land after the deregistration
+		if err := reg.Deregister(context.Background()); err != nil {
+			log.Warn("registry deregister failed", "error", err.Error())
+		} else {
+			log.Info("deregistered", "field", reg.Entry().Field())
+		}
+		_ = rdb.Close()
+	})
 }
 
 // connectRedis retries for a while: under docker compose or Kubernetes, Redis may come

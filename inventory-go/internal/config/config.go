@@ -4,7 +4,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -30,6 +32,8 @@ var Knobs = []Knob{
 	{"FAULT_DELAY_MS", "0", "added latency on every /api/* request, 0 .. 60000; refused in prod"},
 	{"FAULT_ERROR_RATE", "0", "0.0 .. 1.0 share of /api/* requests answered 500 `fault_injected`; refused in prod"},
 	{"INSTANCE_ID", "hostname-pid", "names this replica in logs and /api/stats; 1 .. 64 of `[A-Za-z0-9._-]`"},
+	{"ADVERTISE_URL", "http://127.0.0.1:<PORT>", "`http://host[:port][/prefix]` other services reach this instance at, as written in the registry"},
+	{"REGISTRY_URL", "REDIS_URL", "`redis://` URL of the registry's Redis (services/contracts/ring.md); neither set = no registration"},
 }
 
 // Config is the effective configuration.
@@ -45,6 +49,9 @@ type Config struct {
 	FaultDelay     time.Duration
 	FaultErrorRate float64
 	InstanceID     string
+	AdvertiseURL   string
+	RegistryURL    string           // as set; "" = unset (the registry then uses RedisURL)
+	Registry       *goredis.Options // the registry's Redis; nil = no registration
 }
 
 // Error is a bad variable; main prints it as one line and exits 2.
@@ -113,6 +120,19 @@ func Load(getenv func(string) string) (Config, error) {
 		c.InstanceID = defaultInstanceID()
 	} else if !validInstanceID(c.InstanceID) {
 		return c, &Error{"INSTANCE_ID", fmt.Sprintf("must be 1 .. 64 characters of [A-Za-z0-9._-], got %s", quote(c.InstanceID))}
+	}
+	if v := get("ADVERTISE_URL"); v == "" {
+		c.AdvertiseURL = "http://127.0.0.1:" + strconv.Itoa(c.Port)
+	} else if c.AdvertiseURL, err = parseHTTPURL(v); err != nil {
+		return c, &Error{"ADVERTISE_URL", err.Error() + ", got " + quote(v)}
+	}
+	c.Registry = c.Redis
+	if v := get("REGISTRY_URL"); v != "" {
+		canon, opt, msg := parseRedisURL(v)
+		if msg != "" {
+			return c, &Error{"REGISTRY_URL", "must be redis://[[user]:password@]host[:port][/db] with db 0..15: " + msg}
+		}
+		c.RegistryURL, c.Registry = canon, opt
 	}
 	if c.Env == "prod" {
 		switch {
@@ -345,6 +365,68 @@ func parseRedisURL(v string) (string, *goredis.Options, string) {
 	return canon, opt, ""
 }
 
+// parseHTTPURL checks an http://host[:port][/prefix] URL by the rules every service
+// shares (env-vectors.json): http only (TLS ends at the ingress or mesh), no whitespace,
+// credentials, query or fragment, a host, a port 1..65535 if given. It answers the
+// value with its trailing slashes dropped.
+func parseHTTPURL(v string) (string, error) {
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] >= 0x7f {
+			return "", errors.New("must be http://host[:port][/prefix] without whitespace")
+		}
+	}
+	const scheme = "http://"
+	if len(v) < len(scheme) || !asciiEqualFold(v[:len(scheme)], scheme) {
+		return "", errors.New("must be an http:// URL (https is not supported)")
+	}
+	rest := v[len(scheme):]
+	if strings.ContainsAny(rest, "?#") {
+		return "", errors.New("must not have a query or fragment")
+	}
+	authority, path, _ := strings.Cut(rest, "/")
+	if strings.Contains(authority, "@") {
+		return "", errors.New("must not carry credentials")
+	}
+	var port string
+	var hasPort bool
+	if strings.HasPrefix(authority, "[") {
+		end := strings.Index(authority, "]")
+		if end < 0 {
+			return "", errors.New("bad IPv6 literal")
+		}
+		if a, err := netip.ParseAddr(authority[1:end]); err != nil || !a.Is6() {
+			return "", errors.New("bad IPv6 literal")
+		}
+		if after := authority[end+1:]; after != "" {
+			if after[0] != ':' {
+				return "", errors.New("bad host")
+			}
+			port, hasPort = after[1:], true
+		}
+	} else {
+		var host string
+		host, port, hasPort = strings.Cut(authority, ":")
+		if host == "" {
+			return "", errors.New("a host is required")
+		}
+		for i := 0; i < len(host); i++ {
+			if c := host[i]; !instanceIDChar(c) && c != '~' {
+				return "", errors.New("bad host")
+			}
+		}
+	}
+	if hasPort {
+		if n, ok := parseDigits(port); !ok || n < 1 || n > 65535 {
+			return "", errors.New("port must be 1..65535")
+		}
+	}
+	out := "http://" + authority
+	if path = strings.TrimRight(path, "/"); path != "" {
+		out += "/" + path
+	}
+	return out, nil
+}
+
 // LogAttrs is the effective configuration for the one "config" log line, secrets masked.
 func (c Config) LogAttrs() []any {
 	admin := ""
@@ -360,7 +442,8 @@ func (c Config) LogAttrs() []any {
 		"log_level", c.LogLevel, "admin_token", admin, "max_body_bytes", c.MaxBodyBytes,
 		"reservation_ttl_s", int(c.ReservationTTL / time.Second),
 		"fault_delay_ms", c.FaultDelay.Milliseconds(), "fault_error_rate", c.FaultErrorRate,
-		"instance_id", c.InstanceID,
+		"instance_id", c.InstanceID, "advertise_url", c.AdvertiseURL,
+		"registry_url", MaskURL(c.RegistryURL),
 	}
 }
 

@@ -64,6 +64,13 @@ func canonical(c Config, name string) any {
 		return c.FaultErrorRate
 	case "INSTANCE_ID":
 		return c.InstanceID
+	case "ADVERTISE_URL":
+		return c.AdvertiseURL
+	case "REGISTRY_URL":
+		if c.RegistryURL == "" {
+			return nil
+		}
+		return c.RegistryURL
 	}
 	panic("no canonical value for " + name)
 }
