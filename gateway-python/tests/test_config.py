@@ -110,6 +110,6 @@ def test_readme_env_table_equals_settings() -> None:
         if name == "instance_id":
             assert rows[name.upper()] == "hostname-pid"
             continue
-        default = info.get_default(call_default_factory=True)
+        default = info.get_default(call_default_factory=True, validated_data={"port": 8000})
         expected = "unset" if default in (None, []) else str(default)
         assert rows[name.upper()] == expected, name

@@ -118,6 +118,16 @@ pub fn app(state: AppState) -> Router {
     svc_kit::router(api, state.kit.clone(), readiness)
 }
 
+/// This process's entry in the service registry (services/contracts/ring.md).
+pub fn registry_entry(cfg: &Config) -> svc_kit::registry::Entry {
+    svc_kit::registry::Entry::new(
+        SERVICE,
+        "rust",
+        env!("CARGO_PKG_VERSION"),
+        &cfg.common.advertise_url,
+    )
+}
+
 /// Connects a connection manager that reconnects by itself.
 pub async fn connect_redis(
     client: &redis::Client,

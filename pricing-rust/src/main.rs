@@ -1,5 +1,7 @@
-//! The pricing binary: config -> telemetry -> state -> serve until SIGTERM/SIGINT.
+//! The pricing binary: config -> telemetry -> state -> bind -> register -> serve until
+//! SIGTERM/SIGINT, which deregisters first and then drains.
 
+use svc_kit::registry::Heartbeat;
 use svc_kit::{or_exit, telemetry};
 
 #[tokio::main]
@@ -15,7 +17,19 @@ async fn main() {
         }
     };
     let app = pricing::app(state);
-    if let Err(err) = svc_kit::serve(app, cfg.common.port, svc_kit::shutdown_signal()).await {
+    let listener = match svc_kit::bind(cfg.common.port).await {
+        Ok(l) => l,
+        Err(err) => {
+            tracing::error!(error = %err, "bind failed");
+            std::process::exit(1);
+        }
+    };
+    let heartbeat = Heartbeat::start(&cfg.common, pricing::registry_entry(&cfg));
+    let shutdown = async move {
+        svc_kit::shutdown_signal().await;
+        heartbeat.stop().await; // routers stop picking this instance while it drains
+    };
+    if let Err(err) = svc_kit::serve_listener(listener, app, shutdown).await {
         tracing::error!(error = %err, "server failed");
         std::process::exit(1);
     }

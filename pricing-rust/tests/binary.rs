@@ -136,3 +136,87 @@ fn logs_config_masked_and_drains_in_flight_requests_on_sigterm() {
     );
     assert!(access[0].contains(r#""route":"/api/stats""#) && access[0].contains(r#""request_id""#));
 }
+
+/// The registry entry of the real binary (REGISTRY_URL with the memory store): written once
+/// it listens, with ADVERTISE_URL; SIGTERM removes it before the drain, while a slow
+/// request is still being answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_and_deregisters_before_draining_on_sigterm() {
+    let Some(redis) = common::RedisServer::start() else {
+        return;
+    };
+    let mut conn = redis.conn().await;
+    let port = common::free_port();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("PORT", port.to_string())
+        .env("REGISTRY_URL", redis.url())
+        .env("ADVERTISE_URL", format!("http://pricing-7.local:{port}/"))
+        .env("FAULT_DELAY_MS", "3000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut entries: std::collections::HashMap<String, String> = Default::default();
+    let start = Instant::now();
+    while entries.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        entries = redis::cmd("HGETALL")
+            .arg("polyshop:registry")
+            .query_async(&mut conn)
+            .await
+            .expect("HGETALL");
+    }
+    let (field, value) = entries.iter().next().expect("one entry");
+    let v: serde_json::Value = serde_json::from_str(value).expect("JSON");
+    assert_eq!(
+        field,
+        &format!("pricing/{}", v["instance_id"].as_str().expect("id"))
+    );
+    assert_eq!(v["url"], format!("http://pricing-7.local:{port}"));
+    assert_eq!(
+        (&v["name"], &v["language"]),
+        (&"pricing".into(), &"rust".into())
+    );
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["shard"].is_null());
+
+    let slow = std::thread::spawn(move || http_get(port, "/api/stats"));
+    std::thread::sleep(Duration::from_millis(200));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let start = Instant::now();
+    loop {
+        let left: u64 = redis::cmd("ZCARD")
+            .arg("polyshop:registry:expiry")
+            .query_async(&mut conn)
+            .await
+            .expect("ZCARD");
+        if left == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still registered after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let hlen: u64 = redis::cmd("HLEN")
+        .arg("polyshop:registry")
+        .query_async(&mut conn)
+        .await
+        .expect("HLEN");
+    assert_eq!(hlen, 0);
+    assert!(!slow.is_finished(), "deregistered only after the drain");
+    let answer = slow.join().expect("thread").expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(child.wait().expect("wait").success());
+}

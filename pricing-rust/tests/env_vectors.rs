@@ -49,6 +49,8 @@ fn value_of(cfg: &Config, name: &str) -> Value {
         "FAULT_DELAY_MS" => json!(c.fault_delay_ms),
         "FAULT_ERROR_RATE" => json!(c.fault_error_rate),
         "INSTANCE_ID" => json!(c.instance_id),
+        "ADVERTISE_URL" => json!(c.advertise_url),
+        "REGISTRY_URL" => json!(c.registry_url),
         other => panic!("pricing does not read {other}"),
     }
 }

@@ -209,7 +209,13 @@ class Stack:
             self._env(
                 "gateway",
                 gw_port,
-                common | inventory | {"PRICING_URL": f"http://127.0.0.1:{pri_port}"},
+                common
+                | inventory
+                | {
+                    "PRICING_URL": f"http://127.0.0.1:{pri_port}",
+                    # This checkout's gateway, whichever checkout the venv was installed from.
+                    "PYTHONPATH": str(ROOT / "gateway-python" / "src"),
+                },
             ),
             self.workdir / "gateway.log",
         )

@@ -292,6 +292,16 @@ class Settings(BaseSettings):
         default_factory=_default_instance_id,
         description="names this replica in logs and order ids (default hostname-pid)",
     )
+    advertise_url: Annotated[str, _on_str(parse_http_url)] = Field(
+        # PORT is validated first (field order), so the default follows it.
+        default_factory=lambda data: f"http://127.0.0.1:{data.get('port', 8000)}",
+        description="the URL written in the service registry (default http://127.0.0.1:<PORT>)",
+    )
+    registry_url: Annotated[str | None, _on_str(parse_redis_url)] = Field(
+        None,
+        description="redis:// URL of the registry's Redis; unset = REDIS_URL's;"
+        " neither = no registration",
+    )
 
     def inventory_shards(self) -> list[str]:
         """The inventory base URLs: the INVENTORY_URLS entries, or INVENTORY_URL."""
@@ -311,9 +321,14 @@ class Settings(BaseSettings):
         out = self.model_dump()
         if out["admin_token"]:
             out["admin_token"] = "***"  # noqa: S105 - the mask, not a secret
-        if out["redis_url"]:
-            out["redis_url"] = mask_url(out["redis_url"])
+        for name in ("redis_url", "registry_url"):
+            if out[name]:
+                out[name] = mask_url(out[name])
         return out
+
+    def registry_redis_url(self) -> str | None:
+        """The Redis the registry lives in: REGISTRY_URL, else REDIS_URL; None = none."""
+        return self.registry_url or self.redis_url
 
 
 def prod_problem(env: str, admin_token: str | None, settings: Settings) -> ConfigError | None:

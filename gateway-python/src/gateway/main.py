@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from gateway import __version__
 from gateway.api.deps import Services
 from gateway.api.errors import install_error_handlers
-from gateway.api.routes import health, orders, products, stats
+from gateway.api.routes import health, orders, products, registry, stats
 from gateway.clients.base import Upstream
 from gateway.clients.inventory import InventoryClient
 from gateway.clients.pricing import PricingClient
@@ -28,6 +28,7 @@ from gateway.models import ErrorResponse, OrderRequest, Product
 from gateway.orders.idempotency import IdempotentOrders
 from gateway.orders.recovery import Recovery
 from gateway.orders.workflow import OrderWorkflow
+from gateway.registry import Registry, gateway_entry
 from gateway.resilience import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.store import MemoryStore, Store
 
@@ -83,6 +84,9 @@ def create_app(settings: Settings) -> FastAPI:
         recovery = Recovery(workflow, store, settings.order_recovery_s)
         recovery_task = asyncio.create_task(recovery.run())
         limiter = build_limiter(settings, store)
+        self_entry = gateway_entry(settings.advertise_url, __version__)
+        registry_url = settings.registry_redis_url()
+        reg = Registry(registry_url, self_entry) if registry_url else None
         app.state.services = Services(
             settings=settings,
             metrics=metrics,
@@ -93,11 +97,17 @@ def create_app(settings: Settings) -> FastAPI:
             orders=orders_svc,
             recovery=recovery,
             limiter=limiter,
+            self_entry=self_entry,
+            registry=reg,
         )
         log.info("listening", extra={"port": settings.port, "store": store.kind})
+        if reg is not None:
+            reg.start()
         try:
             yield
         finally:
+            if reg is not None:
+                await reg.stop()
             await orders_svc.drain()
             recovery_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -116,7 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     # The lean read path first: a plain route, so FastAPI's per-route machinery is skipped.
     app.router.add_route(products.PRODUCT_ROUTE, products.product_get, methods=["GET"])
-    for module in (products, orders, stats, health):
+    for module in (products, orders, stats, registry, health):
         app.include_router(module.router)
     app.add_middleware(
         GatewayMiddleware,

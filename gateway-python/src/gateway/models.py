@@ -87,6 +87,28 @@ class Stats(BaseModel):
     inventory_service: dict[str, Any] = Field(
         description='live numbers from inventory, or {"status": "unavailable"}'
     )
+    registry: dict[str, Any] = Field(
+        description="live instances per service name, as GET /api/registry lists them"
+        ' ({"gateway": 1} without a registry), or {"status": "unavailable"}'
+    )
+
+
+class RegistryEntry(BaseModel):
+    name: str = Field(description="gateway, pricing or inventory")
+    instance_id: str = Field(description="16 random hex characters, new per process")
+    url: str = Field(description="the instance's ADVERTISE_URL")
+    language: str = Field(description="python, rust or go")
+    version: str
+    started_at: str = Field(description="RFC 3339 UTC")
+    shard: str | None = Field(description="the inventory shard id; null otherwise")
+
+
+class RegistryList(BaseModel):
+    source: Literal["redis", "static"] = Field(
+        description="redis: the live registry; static: no registry configured, only this"
+        " gateway itself"
+    )
+    instances: list[RegistryEntry] = Field(description="sorted by name, then instance_id")
 
 
 class Health(BaseModel):

@@ -1,5 +1,6 @@
 // This file owns the service's lifetime: config -> logger -> ring (a shard) -> store ->
-// HTTP server and expiry sweeper, until ctx ends (SIGTERM/SIGINT), then a graceful drain.
+// HTTP server, expiry sweeper and registry heartbeat, until ctx ends (SIGTERM/SIGINT),
+// then deregistration and a graceful drain.
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"polyshop/inventory-go/internal/config"
 	"polyshop/inventory-go/internal/httpapi"
 	"polyshop/inventory-go/internal/inventory"
+	"polyshop/inventory-go/internal/registry"
 	"polyshop/inventory-go/internal/ring"
 	"polyshop/inventory-go/internal/ringrecord"
 	"polyshop/inventory-go/internal/store/memory"
@@ -131,10 +133,15 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	// Registered once the listener is open, so the advertised URL answers.
+	deregister := startRegistry(cfg, log)
 
 	select {
 	case err = <-serveErr:
+		deregister()
 	case <-ctx.Done():
+		// Out of the registry first: routers stop picking this instance while it drains.
+		deregister()
 		log.Info("shutdown", "grace_s", int(shutdownGrace/time.Second))
 		drainCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		err = srv.Shutdown(drainCtx)
@@ -147,6 +154,46 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	}
 	log.Info("stopped")
 	return err
+}
+
+// startRegistry runs the registry heartbeat (services/contracts/ring.md) in the Redis of
+// REGISTRY_URL or REDIS_URL (neither: no registration) and answers the function that
+// stops it and deregisters. A Redis that is away is the heartbeat's business: it logs
+// and retries, and never holds up a request or the start.
+func startRegistry(cfg config.Config, log *slog.Logger) (deregister func()) {
+	if cfg.Registry == nil {
+		return func() {}
+	}
+	o := *cfg.Registry
+	o.DialTimeout = time.Second
+	o.ContextTimeoutEnabled = true
+	o.PoolSize = 2
+	rdb := goredis.NewClient(&o)
+	// The shard's name (ring.md); empty = unsharded, shard null.
+	var shard *string
+	if cfg.ShardID != "" {
+		id := cfg.ShardID
+		shard = &id
+	}
+	reg := registry.New(rdb, registry.Entry{
+		Name: "inventory", InstanceID: registry.NewInstanceID(), URL: cfg.AdvertiseURL,
+		Language: "go", Version: httpapi.Version, StartedAt: time.Now().UTC().Format(time.RFC3339),
+		Shard: shard,
+	})
+	log.Info("registry", "field", reg.Entry().Field(), "url", cfg.AdvertiseURL, "redis", config.MaskURL(cfg.RegistryWhere()))
+	ctx, stop := context.WithCancel(context.Background())
+	var beating sync.WaitGroup
+	beating.Go(func() { reg.Run(ctx, registry.Interval, log) })
+	return sync.OnceFunc(func() {
+		stop()
+		beating.Wait() // no beat can land after the deregistration
+		if err := reg.Deregister(context.Background()); err != nil {
+			log.Warn("registry deregister failed", "error", err.Error())
+		} else {
+			log.Info("deregistered", "field", reg.Entry().Field())
+		}
+		_ = rdb.Close()
+	})
 }
 
 // connectRedis retries for a while: under docker compose or Kubernetes, Redis may come
@@ -197,7 +244,7 @@ func placeShard(ctx context.Context, cfg config.Config, c inventory.Catalog, log
 			return ringrecord.Ensure(cctx, rdb, cfg.Shards)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("registry %s: %w", config.MaskURL(cfg.RegistryURL), err)
+			return nil, fmt.Errorf("registry %s: %w", config.MaskURL(cfg.RegistryWhere()), err)
 		}
 		members, epoch, source = rec.Members, rec.Epoch, "ring record read"
 		if rec.Created {

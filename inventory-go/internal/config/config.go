@@ -4,7 +4,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -33,6 +35,7 @@ var Knobs = []Knob{
 	{"INSTANCE_ID", "hostname-pid", "names this replica in logs and /api/stats; 1 .. 64 of `[A-Za-z0-9._-]`"},
 	{"INVENTORY_SHARD_ID", "unset = unsharded (every product)", "this shard's name in the ring (ring.md), 1 .. 64 of `[A-Za-z0-9._-]`; it holds and serves only the products it owns"},
 	{"INVENTORY_SHARDS", "unset", "comma list of the ring's shard ids (trimmed, empty and duplicate entries dropped); required with `INVENTORY_SHARD_ID` and must contain it; only seeds the ring record, which decides once it exists"},
+	{"ADVERTISE_URL", "http://127.0.0.1:<PORT>", "`http://host[:port][/prefix]` other services reach this instance at, as written in the registry"},
 	{"REGISTRY_URL", "REDIS_URL", "`redis://` URL of the ring record `polyshop:ring:inventory` (and the registry); unset and no `REDIS_URL` = no record, the members are `INVENTORY_SHARDS`"},
 }
 
@@ -53,10 +56,12 @@ type Config struct {
 	ShardID string
 	// Shards are the ring members INVENTORY_SHARDS names, sorted; nil when unsharded.
 	Shards []string
-	// RegistryURL is where the ring record lives (REGISTRY_URL, else REDIS_URL);
-	// Registry is nil when neither is set.
+	// RegistryURL is REGISTRY_URL as set ("" = unset: the registry and the ring record
+	// then live in REDIS_URL's Redis); Registry is that Redis, nil when neither is set.
 	RegistryURL string
 	Registry    *goredis.Options
+	// AdvertiseURL is where other services reach this instance (the registry entry).
+	AdvertiseURL string
 }
 
 // Error is a bad variable; main prints it as one line and exits 2.
@@ -126,6 +131,11 @@ func Load(getenv func(string) string) (Config, error) {
 	} else if !validInstanceID(c.InstanceID) {
 		return c, &Error{"INSTANCE_ID", fmt.Sprintf("must be 1 .. 64 characters of [A-Za-z0-9._-], got %s", quote(c.InstanceID))}
 	}
+	if v := get("ADVERTISE_URL"); v == "" {
+		c.AdvertiseURL = "http://127.0.0.1:" + strconv.Itoa(c.Port)
+	} else if c.AdvertiseURL, err = parseHTTPURL(v); err != nil {
+		return c, &Error{"ADVERTISE_URL", err.Error() + ", got " + quote(v)}
+	}
 	if err := c.loadShards(get); err != nil {
 		return c, err
 	}
@@ -172,7 +182,7 @@ func (c *Config) loadShards(get func(string) string) error {
 	case c.ShardID != "" && !slices.Contains(c.Shards, c.ShardID):
 		return &Error{"INVENTORY_SHARDS", fmt.Sprintf("must contain INVENTORY_SHARD_ID %s", quote(c.ShardID))}
 	}
-	c.RegistryURL, c.Registry = c.RedisURL, c.Redis
+	c.Registry = c.Redis
 	if v := get("REGISTRY_URL"); v != "" {
 		canon, opt, msg := parseRedisURL(v)
 		if msg != "" {
@@ -182,6 +192,14 @@ func (c *Config) loadShards(get func(string) string) error {
 		c.RegistryURL, c.Registry = canon, opt
 	}
 	return nil
+}
+
+// RegistryWhere is the URL of the Redis that holds the registry and the ring record.
+func (c Config) RegistryWhere() string {
+	if c.RegistryURL != "" {
+		return c.RegistryURL
+	}
+	return c.RedisURL
 }
 
 // trimASCII drops ASCII whitespace (SP, HT, LF, VT, FF, CR) at both ends; unlike
@@ -402,6 +420,68 @@ func parseRedisURL(v string) (string, *goredis.Options, string) {
 	return canon, opt, ""
 }
 
+// parseHTTPURL checks an http://host[:port][/prefix] URL by the rules every service
+// shares (env-vectors.json): http only (TLS ends at the ingress or mesh), no whitespace,
+// credentials, query or fragment, a host, a port 1..65535 if given. It answers the
+// value with its trailing slashes dropped.
+func parseHTTPURL(v string) (string, error) {
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] >= 0x7f {
+			return "", errors.New("must be http://host[:port][/prefix] without whitespace")
+		}
+	}
+	const scheme = "http://"
+	if len(v) < len(scheme) || !asciiEqualFold(v[:len(scheme)], scheme) {
+		return "", errors.New("must be an http:// URL (https is not supported)")
+	}
+	rest := v[len(scheme):]
+	if strings.ContainsAny(rest, "?#") {
+		return "", errors.New("must not have a query or fragment")
+	}
+	authority, path, _ := strings.Cut(rest, "/")
+	if strings.Contains(authority, "@") {
+		return "", errors.New("must not carry credentials")
+	}
+	var port string
+	var hasPort bool
+	if strings.HasPrefix(authority, "[") {
+		end := strings.Index(authority, "]")
+		if end < 0 {
+			return "", errors.New("bad IPv6 literal")
+		}
+		if a, err := netip.ParseAddr(authority[1:end]); err != nil || !a.Is6() {
+			return "", errors.New("bad IPv6 literal")
+		}
+		if after := authority[end+1:]; after != "" {
+			if after[0] != ':' {
+				return "", errors.New("bad host")
+			}
+			port, hasPort = after[1:], true
+		}
+	} else {
+		var host string
+		host, port, hasPort = strings.Cut(authority, ":")
+		if host == "" {
+			return "", errors.New("a host is required")
+		}
+		for i := 0; i < len(host); i++ {
+			if c := host[i]; !instanceIDChar(c) && c != '~' {
+				return "", errors.New("bad host")
+			}
+		}
+	}
+	if hasPort {
+		if n, ok := parseDigits(port); !ok || n < 1 || n > 65535 {
+			return "", errors.New("port must be 1..65535")
+		}
+	}
+	out := "http://" + authority
+	if path = strings.TrimRight(path, "/"); path != "" {
+		out += "/" + path
+	}
+	return out, nil
+}
+
 // LogAttrs is the effective configuration for the one "config" log line, secrets masked.
 func (c Config) LogAttrs() []any {
 	admin := ""
@@ -418,7 +498,8 @@ func (c Config) LogAttrs() []any {
 		"reservation_ttl_s", int(c.ReservationTTL / time.Second),
 		"fault_delay_ms", c.FaultDelay.Milliseconds(), "fault_error_rate", c.FaultErrorRate,
 		"instance_id", c.InstanceID, "shard_id", c.ShardID, "shards", strings.Join(c.Shards, ","),
-		"registry_url", MaskURL(c.RegistryURL),
+		"advertise_url", c.AdvertiseURL,
+		"registry_url", MaskURL(c.RegistryWhere()),
 	}
 }
 

@@ -79,6 +79,8 @@ func canonical(c Config, name string) any {
 			out[i] = id
 		}
 		return out
+	case "ADVERTISE_URL":
+		return c.AdvertiseURL
 	case "REGISTRY_URL":
 		if c.RegistryURL == "" {
 			return nil

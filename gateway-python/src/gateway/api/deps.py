@@ -14,6 +14,7 @@ from gateway.config import Settings
 from gateway.metrics import Metrics
 from gateway.orders.idempotency import IdempotentOrders
 from gateway.orders.recovery import Recovery
+from gateway.registry import Entry, Registry
 from gateway.resilience import RateLimiter
 from gateway.store import Store
 
@@ -31,6 +32,8 @@ class Services:
     orders: IdempotentOrders
     recovery: Recovery
     limiter: RateLimiter | None
+    self_entry: Entry
+    registry: Registry | None = None  # None: no registry configured
     started_at: float = field(default_factory=time.monotonic)
 
 

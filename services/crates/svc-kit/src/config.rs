@@ -153,11 +153,15 @@ pub struct CommonConfig {
     pub fault_error_rate: f64,
     /// `INSTANCE_ID`.
     pub instance_id: String,
+    /// `ADVERTISE_URL`: the URL written in the registry; default `http://127.0.0.1:<PORT>`.
+    pub advertise_url: String,
+    /// `REGISTRY_URL` as set; `None` = the registry lives in `REDIS_URL`'s Redis.
+    pub registry_url: Option<String>,
 }
 
 impl CommonConfig {
     /// The variable names this struct reads, in README order.
-    pub const VARS: [&'static str; 9] = [
+    pub const VARS: [&'static str; 11] = [
         "PORT",
         "POLYSHOP_ENV",
         "REDIS_URL",
@@ -167,6 +171,8 @@ impl CommonConfig {
         "FAULT_DELAY_MS",
         "FAULT_ERROR_RATE",
         "INSTANCE_ID",
+        "ADVERTISE_URL",
+        "REGISTRY_URL",
     ];
 
     /// Reads the common knobs; `default_port` is the service's own port.
@@ -178,8 +184,9 @@ impl CommonConfig {
             "prod" => Environment::Prod,
             _ => Environment::Dev,
         };
+        let port = vars.int("PORT", default_port.into(), 1, 65535)? as u16;
         let cfg = Self {
-            port: vars.int("PORT", default_port.into(), 1, 65535)? as u16,
+            port,
             env,
             redis_url: vars.parse("REDIS_URL", env::redis_url)?,
             log_level: vars.one_of("LOG_LEVEL", "info", &["debug", "info", "warn", "error"])?,
@@ -190,9 +197,17 @@ impl CommonConfig {
             instance_id: vars
                 .parse("INSTANCE_ID", env::instance_id)?
                 .unwrap_or_else(default_instance_id),
+            advertise_url: vars.url("ADVERTISE_URL", &format!("http://127.0.0.1:{port}"))?,
+            registry_url: vars.parse("REGISTRY_URL", env::redis_url)?,
         };
         cfg.check_prod()?;
         Ok(cfg)
+    }
+
+    /// The Redis the registry lives in: `REGISTRY_URL`, else `REDIS_URL`; `None` = this
+    /// instance does not register.
+    pub fn registry_redis_url(&self) -> Option<&str> {
+        self.registry_url.as_deref().or(self.redis_url.as_deref())
     }
 
     fn check_prod(&self) -> Result<(), ConfigError> {
@@ -251,6 +266,13 @@ impl CommonConfig {
             ("FAULT_DELAY_MS", self.fault_delay_ms.to_string()),
             ("FAULT_ERROR_RATE", self.fault_error_rate.to_string()),
             ("INSTANCE_ID", self.instance_id.clone()),
+            ("ADVERTISE_URL", self.advertise_url.clone()),
+            (
+                "REGISTRY_URL",
+                self.registry_url
+                    .as_deref()
+                    .map_or_else(|| "unset".to_owned(), mask_url_password),
+            ),
         ]
     }
 }
@@ -372,17 +394,22 @@ mod tests {
             &vars(&[
                 ("ADMIN_TOKEN", "tok-123"),
                 ("REDIS_URL", "redis://:hunter2@db:6379/0"),
+                ("REGISTRY_URL", "redis://:sesame@reg:6379/0"),
             ]),
             8001,
         )
         .expect("valid");
         let shown = cfg.to_string();
         assert!(
-            !shown.contains("tok-123") && !shown.contains("hunter2"),
+            shown.contains("REGISTRY_URL=redis://:***@reg:6379/0"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("hunter2") && !shown.contains("sesame"),
             "{shown}"
         );
         assert!(shown.contains("ADMIN_TOKEN=***"));
-        assert!(shown.contains("REDIS_URL=redis://:***@db:6379/0"));
+        assert!(shown.contains(" REDIS_URL=redis://:***@db:6379/0"));
         assert!(!format!("{cfg:?}").contains("hunter2"));
         assert_eq!(mask_url_password("redis://db:6379/0"), "redis://db:6379/0");
         assert_eq!(mask_url_password("redis://u:p@h/1"), "redis://u:***@h/1");

@@ -3,7 +3,8 @@
 //! registry and HTTP histogram ([`metrics`]), the request context middleware (request id,
 //! traceparent, deadline, body limit, fault injection, access log: [`context`]), the shared
 //! error JSON ([`error`]) and extractors that speak it ([`extract`]), `/health` `/ready`
-//! `/metrics` ([`health`]) and serving with graceful shutdown ([`serve`]).
+//! `/metrics` ([`health`]), the service registry heartbeat ([`registry`]) and serving with
+//! graceful shutdown ([`serve`]).
 //!
 //! A service builds its API `Router`, hands it to [`router`] with a [`Kit`], and serves it.
 #![warn(missing_docs)]
@@ -14,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod registry;
 pub mod telemetry;
 
 use std::future::Future;
@@ -119,8 +121,13 @@ pub async fn serve(
     port: u16,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
-    serve_listener(listener, router, shutdown).await
+    serve_listener(bind(port).await?, router, shutdown).await
+}
+
+/// Binds `0.0.0.0:port` (a service that registers binds first, so the URL it advertises
+/// answers).
+pub async fn bind(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(("0.0.0.0", port)).await
 }
 
 /// Serves on an already bound listener (tests bind port 0).
