@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import time
 from collections import Counter
@@ -169,18 +170,42 @@ async def _check(stack: FaultStack, load: Load, window: Window, name: str) -> st
 # --- the faults ------------------------------------------------------------------------
 
 
+def _commits_lost(stack: FaultStack) -> int:
+    """Commit answers the gateway did not get: it retried the call, or could not and found out."""
+    return stack.log_count("gateway", "upstream_retry", "/commit") + stack.log_count(
+        "gateway", "commit_unknown"
+    )
+
+
+def _reserves_lost(stack: FaultStack) -> int:
+    lost = stack.log_count("gateway", "upstream_retry", '"path":"/api/reservations"')
+    return lost + stack.log_count("gateway", "reserve_unknown")
+
+
 async def _pulses(
-    stack: FaultStack, proxy: str, kind: str, stream: str, on_s: float, **attrs: Any
+    stack: FaultStack,
+    proxy: str,
+    kind: str,
+    stream: str,
+    on_s: float,
+    hit: Callable[[FaultStack], int],
+    **attrs: Any,
 ) -> None:
-    """The toxic on every connection, in pulses of on_s every half second, for FAULT_S: each
-    call in flight during a pulse is hit, whatever pooled connection it uses."""
+    """The toxic on every connection, in pulses of on_s about every half second, for FAULT_S
+    and then until hit(stack) counts a call it hit (at most 3 * FAULT_S): each call in flight
+    during a pulse is hit, whatever pooled connection it uses. The gaps are jittered: with
+    fixed ones, clients that time out on one pulse fall into step with the pulses, and on a
+    slow machine every pulse could catch the same call of the workflow and never the other."""
     assert stack.toxiproxy is not None
-    end = time.monotonic() + FAULT_S
-    while time.monotonic() < end:
+    start = time.monotonic()
+    while True:
+        spent = time.monotonic() - start
+        if spent >= 3 * FAULT_S or (spent >= FAULT_S and hit(stack) > 0):
+            break
         toxic = stack.toxiproxy.toxic(proxy, kind, stream, 1.0, **attrs)
         await asyncio.sleep(on_s)
         stack.toxiproxy.remove(proxy, toxic)
-        await asyncio.sleep(0.5 - on_s)
+        await asyncio.sleep(random.uniform(0.5 - on_s, 0.8 - on_s))
 
 
 async def commit_answer_lost(stack: FaultStack, _: Window) -> None:
@@ -190,14 +215,14 @@ async def commit_answer_lost(stack: FaultStack, _: Window) -> None:
     # when a pulse begins.
     assert stack.toxiproxy is not None
     slow = stack.toxiproxy.toxic("pricing", "latency", "downstream", 1.0, latency=150)
-    await _pulses(stack, "inventory", "timeout", "downstream", 0.15, timeout=0)
+    await _pulses(stack, "inventory", "timeout", "downstream", 0.15, _commits_lost, timeout=0)
     stack.toxiproxy.remove("pricing", slow)
 
 
 async def reserve_answer_lost(stack: FaultStack, _: Window) -> None:
     # The same dropped answers with nothing slowed: a reserve is the first call of every
     # order, so it is what the pulses hit; its hold is found by replaying the intent's key.
-    await _pulses(stack, "inventory", "timeout", "downstream", 0.25, timeout=0)
+    await _pulses(stack, "inventory", "timeout", "downstream", 0.25, _reserves_lost, timeout=0)
 
 
 async def pricing_slow_then_erroring(stack: FaultStack, _: Window) -> None:
@@ -273,13 +298,9 @@ async def test_fault(name: str, stack: FaultStack, http: aiohttp.ClientSession) 
     # The fault did what it says: answers were lost (the gateway then retried the call, or
     # could not, and found out from inventory).
     if name == "commit_answer_lost":
-        lost = stack.log_count("gateway", "upstream_retry", "/commit")
-        lost += stack.log_count("gateway", "commit_unknown")
-        assert lost > 0, "no commit answer was lost"
+        assert _commits_lost(stack) > 0, "no commit answer was lost"
     if name == "reserve_answer_lost":
-        lost = stack.log_count("gateway", "upstream_retry", '"path":"/api/reservations"')
-        lost += stack.log_count("gateway", "reserve_unknown")
-        assert lost > 0, "no reserve answer was lost"
+        assert _reserves_lost(stack) > 0, "no reserve answer was lost"
     if name == "gateway_killed":
         assert window.pending_at_kill > 0, "the kill left no order pending: nothing was proven"
     if name == "gateway_terminated":
