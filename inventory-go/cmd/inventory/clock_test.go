@@ -5,10 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,42 +18,9 @@ import (
 // clock shifted by skew, and answers its base URL.
 func startReplica(t *testing.T, opt *goredis.Options, skew time.Duration) string {
 	t.Helper()
-	vars := map[string]string{"PORT": freePort(t), "REDIS_URL": "redis://" + opt.Addr + "/0", "LOG_LEVEL": "warn"}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	skewed := func() time.Time { return time.Now().Add(skew) }
-	go func() { done <- runWith(ctx, func(k string) string { return vars[k] }, io.Discard, ready, skewed) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("replica (skew %v): %v", skew, err)
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("replica (skew %v) ended early: %v", skew, err)
-	}
-	return "http://127.0.0.1:" + vars["PORT"]
-}
-
-func call(t *testing.T, method, url, body string) map[string]any {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	return out
+	base, _, _ := startRun(t, map[string]string{"REDIS_URL": "redis://" + opt.Addr + "/0", "LOG_LEVEL": "warn"}, skewed, nil)
+	return base
 }
 
 func TestSkewedReplicasExpireHoldsOnceOnRedisTime(t *testing.T) {
@@ -65,9 +28,9 @@ func TestSkewedReplicasExpireHoldsOnceOnRedisTime(t *testing.T) {
 	clock := testredis.NewClock(t, opt)
 	behind := startReplica(t, opt, -time.Hour)
 	ahead := startReplica(t, opt, time.Hour)
-	before := call(t, "GET", ahead+"/api/inventory/123", "")
+	before := call(t, "GET", ahead+"/api/inventory/123", "").body
 
-	res := call(t, "POST", behind+"/api/reservations", `{"product_id":123,"quantity":2,"ttl_seconds":2}`)
+	res := call(t, "POST", behind+"/api/reservations", `{"product_id":123,"quantity":2,"ttl_seconds":2}`).body
 	id, _ := res["reservation_id"].(string)
 	expires, err := time.Parse(time.RFC3339, res["expires_at"].(string))
 	if err != nil || id == "" {
@@ -78,7 +41,7 @@ func TestSkewedReplicasExpireHoldsOnceOnRedisTime(t *testing.T) {
 		t.Fatalf("expires_at %v is not Redis's now (%v) + 2 s", expires, now)
 	}
 	// The replica an hour ahead, sweeping every second, must still see it held.
-	got := call(t, "GET", ahead+"/api/reservations/"+id, "")
+	got := call(t, "GET", ahead+"/api/reservations/"+id, "").body
 	if clock.Now().Before(expires) && got["state"] != "held" {
 		t.Fatalf("replica an hour ahead sees %v before Redis's expiry", got)
 	}
@@ -86,11 +49,11 @@ func TestSkewedReplicasExpireHoldsOnceOnRedisTime(t *testing.T) {
 	// including the one an hour behind.
 	clock.AdvanceTo(expires.Add(1500 * time.Millisecond))
 	for _, base := range []string{behind, ahead} {
-		if got := call(t, "GET", base+"/api/reservations/"+id, ""); got["state"] != "expired" {
+		if got := call(t, "GET", base+"/api/reservations/"+id, "").body; got["state"] != "expired" {
 			t.Fatalf("%s after Redis's expiry: %v", base, got)
 		}
 	}
-	if got := call(t, "GET", behind+"/api/inventory/123", ""); got["available"] != before["available"] {
+	if got := call(t, "GET", behind+"/api/inventory/123", "").body; got["available"] != before["available"] {
 		t.Fatalf("units not returned exactly once: before %v, now %v", before, got)
 	}
 	rdb := goredis.NewClient(opt)

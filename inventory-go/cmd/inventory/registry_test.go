@@ -16,26 +16,6 @@ import (
 	"polyshop/inventory-go/internal/testredis"
 )
 
-func startRun(t *testing.T, vars map[string]string) (addr string, logs *lockedBuffer, stop func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs = &lockedBuffer{}
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- runWith(ctx, func(k string) string { return vars[k] }, logs, ready, time.Now) }()
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("run exited: %v\n%s", err, logs.String())
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatalf("not listening after 10 s:\n%s", logs.String())
-	}
-	t.Cleanup(cancel)
-	return addr, logs, func() error { cancel(); return <-done }
-}
-
 func TestRunRegistersAndDeregisters(t *testing.T) {
 	opt := testredis.Start(t)
 	rdb := goredis.NewClient(opt)
@@ -44,7 +24,7 @@ func TestRunRegistersAndDeregisters(t *testing.T) {
 	_, logs, stop := startRun(t, map[string]string{
 		"PORT": port, "REGISTRY_URL": "redis://" + opt.Addr + "/0",
 		"ADVERTISE_URL": "http://inv-1.local:" + port + "/", "INVENTORY_SHARD_ID": " inv-1 ", "INVENTORY_SHARDS": "inv-1",
-	})
+	}, time.Now, nil)
 	var live []registry.Entry
 	for range 500 {
 		if _, live, _ = registry.List(context.Background(), rdb); len(live) == 1 {
@@ -72,16 +52,16 @@ func TestRunRegistersAndDeregisters(t *testing.T) {
 }
 
 func TestRunServesWithoutItsRegistry(t *testing.T) {
-	addr, logs, stop := startRun(t, map[string]string{
-		"PORT": freePort(t), "REGISTRY_URL": "redis://127.0.0.1:" + freePort(t) + "/0", // nothing there
-	})
+	base, logs, stop := startRun(t, map[string]string{
+		"REGISTRY_URL": "redis://127.0.0.1:" + freePort(t) + "/0", // nothing there
+	}, time.Now, nil)
 	for range 500 {
 		if strings.Contains(logs.String(), "registry heartbeat failed") {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	res, err := http.Get("http://" + addr + "/api/inventory/1")
+	res, err := http.Get(base + "/api/inventory/1")
 	if err != nil {
 		t.Fatal(err)
 	}

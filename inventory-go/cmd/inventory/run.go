@@ -65,11 +65,17 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	if cfg.Redis != nil || cfg.Registry != nil {
 		redis.RouteClientLogs(log)
 	}
+	// One client for the registry's Redis, shared by the ring lookup and the heartbeat.
+	var reg *goredis.Client
+	if cfg.Registry != nil {
+		reg = registryClient(cfg.Registry)
+		defer func() { _ = reg.Close() }()
+	}
 	// A shard seeds and serves only what the ring gives it; unsharded, all of it.
 	seed := catalog
 	var shard *inventory.Shard
 	if cfg.ShardID != "" {
-		if shard, err = placeShard(ctx, cfg, catalog, log); err != nil {
+		if shard, err = placeShard(ctx, cfg, reg, catalog, log); err != nil {
 			if ctx.Err() != nil {
 				log.Info("stopped", "reason", "signal before the ring record was reachable")
 				return nil
@@ -134,7 +140,7 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	// Registered once the listener is open, so the advertised URL answers.
-	deregister := startRegistry(cfg, log)
+	deregister := startRegistry(cfg, reg, log)
 
 	select {
 	case err = <-serveErr:
@@ -156,19 +162,24 @@ func runWith(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	return err
 }
 
-// startRegistry runs the registry heartbeat (services/contracts/ring.md) in the Redis of
-// REGISTRY_URL or REDIS_URL (neither: no registration) and answers the function that
-// stops it and deregisters. A Redis that is away is the heartbeat's business: it logs
-// and retries, and never holds up a request or the start.
-func startRegistry(cfg config.Config, log *slog.Logger) (deregister func()) {
-	if cfg.Registry == nil {
-		return func() {}
-	}
-	o := *cfg.Registry
+// registryClient is the client for the registry's Redis: short dials, every call bounded
+// by its context, and a small pool (a beat every few seconds and one read at the start).
+func registryClient(opt *goredis.Options) *goredis.Client {
+	o := *opt
 	o.DialTimeout = time.Second
 	o.ContextTimeoutEnabled = true
 	o.PoolSize = 2
-	rdb := goredis.NewClient(&o)
+	return goredis.NewClient(&o)
+}
+
+// startRegistry runs the registry heartbeat (services/contracts/ring.md) in rdb, the
+// Redis of REGISTRY_URL or REDIS_URL (nil: no registration), and answers the function
+// that stops it and deregisters. A Redis that is away is the heartbeat's business: it
+// logs and retries, and never holds up a request or the start.
+func startRegistry(cfg config.Config, rdb *goredis.Client, log *slog.Logger) (deregister func()) {
+	if rdb == nil {
+		return func() {}
+	}
 	// The shard's name (ring.md); empty = unsharded, shard null.
 	var shard *string
 	if cfg.ShardID != "" {
@@ -192,7 +203,6 @@ func startRegistry(cfg config.Config, log *slog.Logger) (deregister func()) {
 		} else {
 			log.Info("deregistered", "field", reg.Entry().Field())
 		}
-		_ = rdb.Close()
 	})
 }
 
@@ -231,13 +241,9 @@ func retryStart[T any](ctx context.Context, log *slog.Logger, msg string, transi
 // placeShard finds this shard's ring: the ring record's members when there is a
 // registry (created from INVENTORY_SHARDS by the first shard to start), else
 // INVENTORY_SHARDS, fixed for the life of the process (ring.md).
-func placeShard(ctx context.Context, cfg config.Config, c inventory.Catalog, log *slog.Logger) (*inventory.Shard, error) {
+func placeShard(ctx context.Context, cfg config.Config, rdb *goredis.Client, c inventory.Catalog, log *slog.Logger) (*inventory.Shard, error) {
 	members, epoch, source := cfg.Shards, int64(0), "INVENTORY_SHARDS"
-	if cfg.Registry != nil {
-		o := *cfg.Registry
-		o.DialTimeout = time.Second
-		rdb := goredis.NewClient(&o)
-		defer rdb.Close()
+	if rdb != nil {
 		rec, err := retryStart(ctx, log, "registry not reachable yet", ringrecord.ErrUnavailable, func() (ringrecord.Record, error) {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"polyshop/inventory-go/internal/config"
+	"polyshop/inventory-go/internal/inventory"
 )
 
 type lockedBuffer struct {
@@ -47,21 +49,73 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
-func TestRunServesAndDrains(t *testing.T) {
-	port := freePort(t)
-	vars := map[string]string{"PORT": port, "FAULT_DELAY_MS": "500", "ADMIN_TOKEN": "secret-x"}
+// startRun runs run()'s body in a goroutine on vars (PORT is picked when unset) and clock,
+// and waits until it listens. It answers the base URL, the log (also copied to logs when
+// that is not nil) and stop, which ends the run, waits and answers run's error. Cleanup
+// stops a run the test left going, and an error then fails the test.
+func startRun(t *testing.T, vars map[string]string, clock inventory.Clock, logs io.Writer) (base string, log *lockedBuffer, stop func() error) {
+	t.Helper()
+	if vars["PORT"] == "" {
+		vars["PORT"] = freePort(t)
+	}
+	log = &lockedBuffer{}
+	out := io.Writer(log)
+	if logs != nil {
+		out = io.MultiWriter(log, logs)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &lockedBuffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- runWith(ctx, func(k string) string { return vars[k] }, logs, ready, time.Now) }()
+	go func() { done <- runWith(ctx, func(k string) string { return vars[k] }, out, ready, clock) }()
 	select {
 	case <-ready:
 	case err := <-done:
-		t.Fatalf("run ended early: %v", err)
+		cancel()
+		t.Fatalf("run ended before it listened: %v\n%s", err, log.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("not listening after 30 s:\n%s", log.String())
 	}
-	base := "http://127.0.0.1:" + port
+	stop = sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("run (PORT %s): %v", vars["PORT"], err)
+		}
+	})
+	return "http://127.0.0.1:" + vars["PORT"], log, stop
+}
+
+type answer struct {
+	status int
+	owner  string
+	body   map[string]any
+}
+
+// call makes one request (a JSON body when body is not empty) and answers its status, its
+// X-Shard-Owner and its JSON body.
+func call(t *testing.T, method, url, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	a := answer{status: resp.StatusCode, owner: resp.Header.Get("X-Shard-Owner")}
+	if err := json.NewDecoder(resp.Body).Decode(&a.body); err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return a
+}
+
+func TestRunServesAndDrains(t *testing.T) {
+	base, logs, stop := startRun(t, map[string]string{"FAULT_DELAY_MS": "500", "ADMIN_TOKEN": "secret-x"}, time.Now, nil)
 	resp, err := http.Get(base + "/health")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("health: %v %v", resp, err)
@@ -93,12 +147,13 @@ func TestRunServesAndDrains(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
 	r := <-inflight
 	if r.err != nil || r.status != 200 || !strings.Contains(r.body, `"available":223`) {
 		t.Fatalf("in-flight request during shutdown: %+v", r)
 	}
-	if err := <-done; err != nil {
+	if err := <-stopped; err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	if _, err := http.Get(base + "/health"); err == nil {

@@ -6,10 +6,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"maps"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,37 +19,15 @@ import (
 
 	"polyshop/inventory-go/internal/inventory"
 	"polyshop/inventory-go/internal/ring"
+	"polyshop/inventory-go/internal/storetest"
 	"polyshop/inventory-go/internal/testredis"
 )
 
 // startShard runs one shard and answers its base URL; stop ends it and waits.
 func startShard(t *testing.T, vars map[string]string, logs io.Writer) (base string, stop func()) {
 	t.Helper()
-	vars["PORT"] = freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- runWith(ctx, func(k string) string { return vars[k] }, logs, ready, time.Now) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("shard %s did not start: %v", vars["INVENTORY_SHARD_ID"], err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("shard %s did not start in 30 s", vars["INVENTORY_SHARD_ID"])
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("shard %s: %v", vars["INVENTORY_SHARD_ID"], err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return "http://127.0.0.1:" + vars["PORT"], stop
+	base, _, stopRun := startRun(t, vars, time.Now, logs)
+	return base, func() { _ = stopRun() } // an error fails the test at cleanup
 }
 
 func shardVars(opt *goredis.Options, id string, db int) map[string]string {
@@ -117,33 +93,6 @@ func owned(r *ring.Ring, id string, ids []int64) map[int64]bool {
 	return out
 }
 
-type answer struct {
-	status int
-	owner  string
-	body   map[string]any
-}
-
-func shardCall(t *testing.T, method, url, body string) answer {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	a := answer{status: resp.StatusCode, owner: resp.Header.Get("X-Shard-Owner")}
-	if err := json.NewDecoder(resp.Body).Decode(&a.body); err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	return a
-}
-
 func TestTwoShardsOneRegistry(t *testing.T) {
 	opt := testredis.Start(t)
 	_, ids := catalogIDs(t)
@@ -181,7 +130,7 @@ func TestTwoShardsOneRegistry(t *testing.T) {
 			}
 			union[p] = true
 		}
-		ready := shardCall(t, "GET", bases[i]+"/ready", "")
+		ready := call(t, "GET", bases[i]+"/ready", "")
 		if ready.body["shard"] != id || ready.body["products_held"] != float64(len(held)) {
 			t.Fatalf("%s /ready: %v", id, ready.body)
 		}
@@ -195,7 +144,7 @@ func TestTwoShardsOneRegistry(t *testing.T) {
 	for p := int64(1); p <= 20; p++ {
 		owner := r.Owner(uint64(p))
 		for i, base := range bases {
-			a := shardCall(t, "GET", base+"/api/inventory/"+strconv.FormatInt(p, 10), "")
+			a := call(t, "GET", base+"/api/inventory/"+strconv.FormatInt(p, 10), "")
 			switch {
 			case owner == "inv-"+strconv.Itoa(i) && a.status != 200:
 				t.Fatalf("shard %d, its own product %d: %d %v", i, p, a.status, a.body)
@@ -230,13 +179,7 @@ func TestShardRestartFollowsTheRecord(t *testing.T) {
 	}
 	// What a rebalance does at the old owner: delete the record, keep the counts true.
 	for _, p := range moved {
-		key := "polyshop:inventory:product:" + strconv.FormatInt(p, 10)
-		wh, err := data.HGet(ctx, key, "warehouse").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		data.Del(ctx, key)
-		data.HIncrBy(ctx, "polyshop:inventory:warehouses", wh+":products", -1)
+		storetest.MoveAway(t, data, p)
 	}
 	registry := dbClient(t, opt, 0)
 	if err := registry.HSet(ctx, "polyshop:ring:inventory", "epoch", 2, "members", "inv-0,inv-1,inv-2").Err(); err != nil {
@@ -250,11 +193,11 @@ func TestShardRestartFollowsTheRecord(t *testing.T) {
 		t.Fatalf("after the restart inv-0 holds %d products, want the %d the grown ring gives it (%d before, %d moved)",
 			len(after), len(want), len(before), len(moved))
 	}
-	a := shardCall(t, "GET", base+"/api/inventory/"+strconv.FormatInt(moved[0], 10), "")
+	a := call(t, "GET", base+"/api/inventory/"+strconv.FormatInt(moved[0], 10), "")
 	if a.status != 421 || a.owner != "inv-2" {
 		t.Fatalf("a moved product after the restart: %d X-Shard-Owner %q, want 421 inv-2", a.status, a.owner)
 	}
-	if ready := shardCall(t, "GET", base+"/ready", ""); ready.body["products_held"] != float64(len(after)) {
+	if ready := call(t, "GET", base+"/ready", ""); ready.body["products_held"] != float64(len(after)) {
 		t.Fatalf("/ready %v, want %d held", ready.body, len(after))
 	}
 	if !strings.Contains(logs.String(), `"msg":"ring record differs from INVENTORY_SHARDS: the record decides"`) {
@@ -267,12 +210,12 @@ func TestMemoryShard(t *testing.T) {
 	_, ids := catalogIDs(t)
 	base, _ := startShard(t, map[string]string{"INVENTORY_SHARD_ID": "inv-1", "INVENTORY_SHARDS": "inv-0,inv-1,inv-2", "LOG_LEVEL": "warn"}, io.Discard)
 	r := ring.New([]string{"inv-0", "inv-1", "inv-2"})
-	ready := shardCall(t, "GET", base+"/ready", "")
+	ready := call(t, "GET", base+"/ready", "")
 	if ready.body["shard"] != "inv-1" || ready.body["products_held"] != float64(len(owned(r, "inv-1", ids))) {
 		t.Fatalf("/ready %v, want inv-1 holding %d", ready.body, len(owned(r, "inv-1", ids)))
 	}
 	for p := int64(1); p <= 10; p++ {
-		a := shardCall(t, "GET", base+"/api/inventory/"+strconv.FormatInt(p, 10), "")
+		a := call(t, "GET", base+"/api/inventory/"+strconv.FormatInt(p, 10), "")
 		if owner := r.Owner(uint64(p)); (owner == "inv-1") != (a.status == 200) || (owner != "inv-1" && a.owner != owner) {
 			t.Fatalf("product %d of %s: %d X-Shard-Owner %q", p, owner, a.status, a.owner)
 		}
@@ -287,18 +230,11 @@ func TestShardRestartMidRebalance(t *testing.T) {
 	opt := testredis.Start(t)
 	_, stop := startShard(t, shardVars(opt, "inv-0", 1), io.Discard)
 	stop()
-	ctx := context.Background()
 	data := dbClient(t, opt, 1)
 	before := heldIDs(t, data)
 	gone := slices.Sorted(maps.Keys(before))[:3]
 	for _, p := range gone {
-		key := "polyshop:inventory:product:" + strconv.FormatInt(p, 10)
-		wh, err := data.HGet(ctx, key, "warehouse").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		data.Del(ctx, key)
-		data.HIncrBy(ctx, "polyshop:inventory:warehouses", wh+":products", -1)
+		storetest.MoveAway(t, data, p)
 	}
 	startShard(t, shardVars(opt, "inv-0", 1), io.Discard)
 	after := heldIDs(t, data)

@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -42,5 +43,23 @@ func Redis(opt *goredis.Options) Backend {
 			t.Cleanup(func() { _ = s.Close() })
 			return s
 		},
+	}
+}
+
+// MoveAway deletes product id from a Redis store's database as a rebalance does at the
+// product's old owner: its record goes, and its warehouse's product count stays true.
+func MoveAway(t testing.TB, rdb *goredis.Client, id int64) {
+	t.Helper()
+	ctx := context.Background()
+	key := "polyshop:inventory:product:" + strconv.FormatInt(id, 10)
+	wh, err := rdb.HGet(ctx, key, "warehouse").Result()
+	if err != nil {
+		t.Fatalf("move product %d away: %v", id, err)
+	}
+	if err := rdb.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HIncrBy(ctx, "polyshop:inventory:warehouses", wh+":products", -1).Err(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -192,18 +192,18 @@ func newShardStore(t *testing.T, opt *goredis.Options, owned inventory.Catalog, 
 	return s, err
 }
 
-// moveAway deletes a product's record as a rebalance does when the product leaves.
-func moveAway(t *testing.T, opt *goredis.Options, p inventory.Product) {
+// shardWithoutFirst starts shard inv-a of storetest.Catalog() once and then moves its
+// first product away, as a rebalance would.
+func shardWithoutFirst(t *testing.T, opt *goredis.Options) inventory.Catalog {
 	t.Helper()
-	c := goredis.NewClient(opt)
-	defer c.Close()
-	ctx := context.Background()
-	if err := c.Del(ctx, "polyshop:inventory:product:"+strconv.FormatInt(p.ID, 10)).Err(); err != nil {
+	c := storetest.Catalog()
+	if _, err := newShardStore(t, opt, c, "inv-a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.HIncrBy(ctx, "polyshop:inventory:warehouses", p.Warehouse+":products", -1).Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb := goredis.NewClient(opt)
+	defer rdb.Close()
+	storetest.MoveAway(t, rdb, c.Products[0].ID)
+	return c
 }
 
 // TestShardRestartDoesNotReseed: a product a rebalance moved away stays away across a
@@ -211,11 +211,7 @@ func moveAway(t *testing.T, opt *goredis.Options, p inventory.Product) {
 func TestShardRestartDoesNotReseed(t *testing.T) {
 	opt := testredis.Start(t)
 	ctx := context.Background()
-	c := storetest.Catalog()
-	if _, err := newShardStore(t, opt, c, "inv-a"); err != nil {
-		t.Fatal(err)
-	}
-	moveAway(t, opt, c.Products[0])
+	c := shardWithoutFirst(t, opt)
 	s, err := newShardStore(t, opt, c, "inv-a")
 	if err != nil {
 		t.Fatal(err)
@@ -236,11 +232,7 @@ func TestShardRestartDoesNotReseed(t *testing.T) {
 func TestShardSeedsAgainWhenTheSeedDidNotComplete(t *testing.T) {
 	opt := testredis.Start(t)
 	ctx := context.Background()
-	c := storetest.Catalog()
-	if _, err := newShardStore(t, opt, c, "inv-a"); err != nil {
-		t.Fatal(err)
-	}
-	moveAway(t, opt, c.Products[0])
+	c := shardWithoutFirst(t, opt)
 	rdb := goredis.NewClient(opt)
 	defer rdb.Close()
 	if err := rdb.Del(ctx, "polyshop:inventory:seeded").Err(); err != nil {
