@@ -176,20 +176,25 @@ def _raw(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+def connect(url: str, max_connections: int) -> aioredis.Redis:
+    """A client with no client-side retry and 1 s socket timeouts. A script whose reply was
+    lost must not run twice, and the caller (a deadline, a heartbeat's next tick), not
+    redis-py's backoff, decides how long a call may take and when to try again."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        max_connections=max_connections,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
 class RedisStore(Store):
     kind = "redis"
     _PREFIX = "polyshop:gateway:"
 
     def __init__(self, url: str) -> None:
-        # No client-side retry: a script whose reply was lost must not run twice, and the
-        # caller's deadline (not redis-py's backoff) decides how long a call may take.
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
-            max_connections=256,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self.redis = connect(url, max_connections=256)
         self._claim = self.redis.register_script(_CLAIM)
         self._get = self.redis.register_script(_GET)
         self._complete = self.redis.register_script(_COMPLETE)

@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+
+from gateway.redis_store import connect
 
 log = logging.getLogger("gateway.registry")
 
@@ -88,15 +87,8 @@ class Registry:
     """The registry in one Redis: beats of `entry`, its deregistration, the live list."""
 
     def __init__(self, url: str, entry: Entry, interval_s: float = INTERVAL_S) -> None:
-        # Short timeouts and no retries: a beat must not pile up behind a Redis that is
-        # away, and the next tick is the retry.
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
-            max_connections=8,
-            retry=Retry(NoBackoff(), 0),
-        )
+        # A beat must not pile up behind a Redis that is away: the next tick is the retry.
+        self.redis = connect(url, max_connections=8)
         self._script = self.redis.register_script(SCRIPT)
         self.entry = entry
         self._interval_s = interval_s
