@@ -30,6 +30,7 @@ from gateway.orders.recovery import Recovery
 from gateway.orders.workflow import OrderWorkflow
 from gateway.registry import Registry, gateway_entry
 from gateway.resilience import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.shards import ShardDirectory
 from gateway.store import MemoryStore, Store
 
 log = logging.getLogger("gateway")
@@ -76,7 +77,19 @@ def create_app(settings: Settings) -> FastAPI:
             await upstream.start()
         store = build_store(settings)
         pricing = PricingClient(pricing_up)
-        inventory = InventoryClient(shards)
+        self_entry = gateway_entry(settings.advertise_url, __version__)
+        registry_url = settings.registry_redis_url()
+        reg = Registry(registry_url, self_entry) if registry_url else None
+        # With a registry, the ring record (when a sharded inventory wrote one) decides
+        # where products live; without, INVENTORY_URLS does.
+        directory = ShardDirectory(reg) if reg is not None else None
+        if directory is not None:
+            await directory.refresh()
+        inventory = InventoryClient(
+            shards,
+            directory,
+            lambda name, url: Upstream(name, url, settings, metrics),
+        )
         workflow = OrderWorkflow(
             inventory, pricing, store, metrics, settings.upstream_timeout_ms / 1000
         )
@@ -84,9 +97,6 @@ def create_app(settings: Settings) -> FastAPI:
         recovery = Recovery(workflow, store, settings.order_recovery_s)
         recovery_task = asyncio.create_task(recovery.run())
         limiter = build_limiter(settings, store)
-        self_entry = gateway_entry(settings.advertise_url, __version__)
-        registry_url = settings.registry_redis_url()
-        reg = Registry(registry_url, self_entry) if registry_url else None
         app.state.services = Services(
             settings=settings,
             metrics=metrics,
@@ -103,9 +113,13 @@ def create_app(settings: Settings) -> FastAPI:
         log.info("listening", extra={"port": settings.port, "store": store.kind})
         if reg is not None:
             reg.start()
+        if directory is not None:
+            directory.start()
         try:
             yield
         finally:
+            if directory is not None:
+                await directory.stop()
             if reg is not None:
                 await reg.stop()
             await orders_svc.drain()
@@ -114,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await recovery_task
             for upstream in upstreams:
                 await upstream.close()
+            await inventory.close()
             await store.close()
             log.info("shutdown")
 

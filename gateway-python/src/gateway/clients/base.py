@@ -26,6 +26,7 @@ _RETRY_STATUSES = frozenset({502, 503, 504})
 class UpstreamResponse:
     status: int
     body: bytes
+    shard_owner: str | None = None  # X-Shard-Owner of a 421 (ring.md)
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -231,6 +232,7 @@ class Upstream:
             ) as resp:
                 body = await resp.read()
                 status = resp.status
+                owner = resp.headers.get("X-Shard-Owner") if status == 421 else None
         except TimeoutError:
             kind: FailureKind = "deadline" if deadline_bound else "unavailable"
             raise UpstreamError(self.name, kind, "timeout", maybe_applied=True) from None
@@ -248,4 +250,4 @@ class Upstream:
                 "upstream_error",
                 extra={"upstream": self.name, "path": path, "status": status},
             )
-        return UpstreamResponse(status, body)
+        return UpstreamResponse(status, body, owner)
