@@ -47,11 +47,11 @@ test: ## the full gate (what CI runs): deps, lint, unit, e2e, each stage timed
 
 # make run needs nothing but the toolchains: it makes the virtualenv itself (deps-python,
 # never a system package) and builds the services.
-run: deps-python build ## start the whole stack natively (in-memory stores unless REDIS_URL is set)
-	@scripts/run-stack
+run: deps-python build ## start the whole stack natively (in-memory stores unless REDIS_URL is set; SHARDS=3: three inventory shards on Redis)
+	@SHARDS=$(SHARDS) scripts/run-stack
 
 run-redis: deps-python build ## same stack on a local redis-server (AOF, data kept in .run/redis)
-	@scripts/run-stack --redis
+	@SHARDS=$(SHARDS) scripts/run-stack --redis
 
 wipe-data: ## forget what make run-redis stored (.run/redis: stock, orders, idempotency keys)
 	rm -rf .run/redis

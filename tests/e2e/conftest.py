@@ -126,6 +126,9 @@ class Stack:
     env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
     inventory_shards: int = 1
+    # Shards that own their data (ring.md): INVENTORY_SHARD_ID inv-0.., each its own Redis
+    # db, the ring record and the registry in db 0. False: INVENTORY_URLS over full copies.
+    owned: bool = False
 
     def _env(self, name: str, port: int, extra: dict[str, str]) -> dict[str, str]:
         env = {
@@ -169,31 +172,34 @@ class Stack:
             )  # fmt: skip
             self.services["redis"] = redis
             common["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        inv_port, pri_port, gw_port = free_port(), free_port(), free_port()
-        self.services["inventory"] = Service(
-            "inventory",
-            [str(INVENTORY_BIN)],
-            inv_port,
-            self._env("inventory", inv_port, common),
-            self.workdir / "inventory.log",
-        )
-        inventory = {"INVENTORY_URL": f"http://127.0.0.1:{inv_port}"}
+        if self.owned and "REDIS_URL" not in common:
+            raise ValueError("owned shards need the registry: redis mode")
+        pri_port, gw_port = free_port(), free_port()
+        urls: list[str] = []
+        members = ",".join(f"inv-{i}" for i in range(self.inventory_shards))
+        for i in range(self.inventory_shards):
+            name = "inventory" if i == 0 else f"inventory-{i}"
+            port = free_port()
+            shard_env = dict(common)
+            if self.owned:
+                # Each shard its own store (a Redis db of its own, like a separate instance);
+                # the ring record and the registry in db 0, where every service looks.
+                shard_env["REDIS_URL"] = common["REDIS_URL"].rsplit("/", 1)[0] + f"/{i + 1}"
+                shard_env["REGISTRY_URL"] = common["REDIS_URL"]
+                shard_env["INVENTORY_SHARD_ID"] = f"inv-{i}"
+                shard_env["INVENTORY_SHARDS"] = members
+            elif i and "REDIS_URL" in common:
+                shard_env["REDIS_URL"] = common["REDIS_URL"].rsplit("/", 1)[0] + f"/{i}"
+            self.services[name] = Service(
+                name,
+                [str(INVENTORY_BIN)],
+                port,
+                self._env("inventory", port, shard_env),
+                self.workdir / f"{name}.log",
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        inventory = {"INVENTORY_URL": urls[0]}
         if self.inventory_shards > 1:
-            urls = [f"http://127.0.0.1:{inv_port}"]
-            for i in range(1, self.inventory_shards):
-                port = free_port()
-                # Each shard its own store: a Redis db of its own, like a separate instance.
-                shard_env = dict(common)
-                if "REDIS_URL" in common:
-                    shard_env["REDIS_URL"] = common["REDIS_URL"].rsplit("/", 1)[0] + f"/{i}"
-                self.services[f"inventory-{i}"] = Service(
-                    f"inventory-{i}",
-                    [str(INVENTORY_BIN)],
-                    port,
-                    self._env("inventory", port, shard_env),
-                    self.workdir / f"inventory-{i}.log",
-                )
-                urls.append(f"http://127.0.0.1:{port}")
             inventory["INVENTORY_URLS"] = ",".join(urls)
         self.services["pricing"] = Service(
             "pricing",
@@ -289,11 +295,15 @@ def make_stack(tmp_path: Path) -> Iterator[StackFactory]:
     class Factory:
         stacks = started
 
-        def __call__(self, mode: str, shards: int = 1, **env_overrides: dict[str, str]) -> Stack:
-            return factory(mode, shards, **env_overrides)
+        def __call__(
+            self, mode: str, shards: int = 1, owned: bool = False, **env_overrides: dict[str, str]
+        ) -> Stack:
+            return factory(mode, shards, owned, **env_overrides)
 
-    def factory(mode: str, shards: int = 1, **env_overrides: dict[str, str]) -> Stack:
-        s = Stack(mode, tmp_path / f"stack-{len(started)}", dict(env_overrides), {}, shards)
+    def factory(
+        mode: str, shards: int = 1, owned: bool = False, **env_overrides: dict[str, str]
+    ) -> Stack:
+        s = Stack(mode, tmp_path / f"stack-{len(started)}", dict(env_overrides), {}, shards, owned)
         s.workdir.mkdir(parents=True)
         started.append(s)
         s.start()
