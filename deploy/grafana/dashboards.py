@@ -413,6 +413,12 @@ def business() -> tuple[str, str, list[Panel], list[dict[str, Any]]]:
             [("sum by (warehouse) (polyshop_inventory_available_units)", "{{warehouse}}")],
         ),
         panel(
+            "bargauge", "Products held by inventory shard", "none",
+            # max, not sum: replicas of one shard share its store and report the same count.
+            [("max by (shard) (polyshop_inventory_products_held)", "{{shard}}")],
+            description="How the catalog is spread over the shards (unsharded: one bar).",
+        ),
+        panel(
             "timeseries", "Prices calculated/s by tier", "ops",
             [(f"sum by (tier) (rate(polyshop_pricing_calculations_total[{RI}]))", "{{tier}}")],
         ),

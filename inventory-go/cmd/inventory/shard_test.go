@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"maps"
 	"slices"
@@ -213,6 +214,10 @@ func TestMemoryShard(t *testing.T) {
 	ready := call(t, "GET", base+"/ready", "")
 	if ready.body["shard"] != "inv-1" || ready.body["products_held"] != float64(len(owned(r, "inv-1", ids))) {
 		t.Fatalf("/ready %v, want inv-1 holding %d", ready.body, len(owned(r, "inv-1", ids)))
+	}
+	held := fmt.Sprintf("\npolyshop_inventory_products_held{shard=\"inv-1\"} %d\n", len(owned(r, "inv-1", ids)))
+	if m := get(t, base+"/metrics"); !strings.Contains(m, held) {
+		t.Fatalf("/metrics lacks %q", held)
 	}
 	for p := int64(1); p <= 10; p++ {
 		a := call(t, "GET", base+"/api/inventory/"+strconv.FormatInt(p, 10), "")

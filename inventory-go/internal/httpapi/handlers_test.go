@@ -372,6 +372,7 @@ var endpointCases = []endpointCase{
 				`http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/api/inventory/{id}",le="0.0005"}`,
 				`polyshop_inventory_reservations_total{result="reserved"} 0`,
 				`polyshop_inventory_available_units{warehouse="WH-4"}`,
+				`polyshop_inventory_products_held{shard="unsharded"}`,
 				`process_resident_memory_bytes`, `process_open_fds`,
 			} {
 				if !strings.Contains(string(r.raw), want) {

@@ -23,7 +23,9 @@ type metrics struct {
 	active prometheus.Gauge
 }
 
-func newMetrics(store inventory.Store) *metrics {
+// newMetrics registers the service's metrics; shard labels the products-held gauge
+// ("unsharded" for an inventory that holds the whole catalog).
+func newMetrics(store inventory.Store, shard string) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -43,19 +45,36 @@ func newMetrics(store inventory.Store) *metrics {
 	for _, r := range []string{"reserved", "insufficient", "committed", "released", "expired", "replayed"} {
 		m.reservations.WithLabelValues(r) // export zeros, so rate() works from the first event
 	}
-	m.reg.MustRegister(m.duration, m.active, m.reservations, availableCollector{store},
+	m.reg.MustRegister(m.duration, m.active, m.reservations, availableCollector{store, shardLabel(shard)},
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	return m
 }
 
-var availableDesc = prometheus.NewDesc("polyshop_inventory_available_units",
-	"Free (unheld) units per warehouse.", []string{"warehouse"}, nil)
+var (
+	availableDesc = prometheus.NewDesc("polyshop_inventory_available_units",
+		"Free (unheld) units per warehouse.", []string{"warehouse"}, nil)
+	heldDesc = prometheus.NewDesc("polyshop_inventory_products_held",
+		"Products this shard holds (ring.md): how the catalog is spread over the shards.", []string{"shard"}, nil)
+)
 
-// availableCollector reads the warehouse totals at scrape time: always exact, and
-// correct across replicas sharing Redis.
-type availableCollector struct{ store inventory.Store }
+func shardLabel(id string) string {
+	if id == "" {
+		return "unsharded"
+	}
+	return id
+}
 
-func (c availableCollector) Describe(ch chan<- *prometheus.Desc) { ch <- availableDesc }
+// availableCollector reads the warehouse totals and the products held at scrape time:
+// always exact, and correct across replicas sharing Redis.
+type availableCollector struct {
+	store inventory.Store
+	shard string
+}
+
+func (c availableCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- availableDesc
+	ch <- heldDesc
+}
 
 func (c availableCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -66,5 +85,8 @@ func (c availableCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, w := range ws {
 		ch <- prometheus.MustNewConstMetric(availableDesc, prometheus.GaugeValue, float64(w.Available), w.ID)
+	}
+	if held, err := c.store.Held(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held), c.shard)
 	}
 }

@@ -58,7 +58,7 @@ type Server struct {
 func New(d Deps) *Server {
 	s := &Server{
 		store: d.Store, warehouses: d.Warehouses, cfg: d.Config, log: d.Logger,
-		metrics: newMetrics(d.Store),
+		metrics: newMetrics(d.Store, d.Config.ShardID),
 	}
 	s.routes()
 	if d.AccessLog != nil {
