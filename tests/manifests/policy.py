@@ -113,6 +113,13 @@ def allowed(policies: list[Doc], src: Pod, dst: Pod, port: int) -> bool:
     return egress and ingress
 
 
+def app_of(workload: Doc) -> str:
+    """The service a workload runs: its pods' app label (prod's inventory StatefulSet is
+    named inv, after its shards), else its name."""
+    labels = _get(workload, "spec", "template", "metadata", "labels") or {}
+    return str(labels.get(NAME) or workload["metadata"]["name"])
+
+
 def _pod(docs: list[Doc], app: str) -> Pod | None:
     for w in workloads(docs):
         labels = _get(w, "spec", "template", "metadata", "labels") or {}
@@ -253,11 +260,11 @@ def violations(docs: list[Doc]) -> list[str]:
     for ref in _secret_refs(docs):
         if ref.get("name") != SECRET or ref.get("optional"):
             out.append(f"a secretKeyRef to {ref.get('name')} (optional={ref.get('optional')})")
-    names = {w["metadata"]["name"] for w in workloads(docs)}
+    names = {app_of(w) for w in workloads(docs)}
     for missing in sorted({*SERVICES, "redis"} - names):
         out.append(f"no workload {missing}")
     for w in workloads(docs):
-        name = w["metadata"]["name"]
+        name = app_of(w)
         spec = _get(w, "spec", "template", "spec") or {}
         psc = spec.get("securityContext") or {}
         if spec.get("automountServiceAccountToken") is not False:

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Callable
 
 import pytest
-from policy import OVERLAYS, Doc, render, violations
+from policy import OVERLAYS, Doc, app_of, render, violations
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -19,11 +19,7 @@ def test_overlay_keeps_the_hardening(rendered: list[Doc]) -> None:
 
 
 def _workload(docs: list[Doc], name: str) -> Doc:
-    return next(
-        d
-        for d in docs
-        if d["kind"] in ("Deployment", "StatefulSet") and d["metadata"]["name"] == name
-    )
+    return next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet") and app_of(d) == name)
 
 
 def _container(docs: list[Doc], name: str) -> Doc:
