@@ -50,7 +50,7 @@ lint-deploy: ## promtool config/rules/tests, dashboards, compose schema, hadolin
 	@promtool test rules deploy/prometheus/tests/*.yml >/dev/null
 	@echo "lint-deploy: promtool config, rules and $(words $(wildcard deploy/prometheus/tests/*.yml)) rule test files ok"
 	@$(PY) deploy/grafana/dashboards.py check
-	@$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	@$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.shards.yml
 	@$(VENV)/bin/hadolint --no-color $(DOCKERFILES)
 	@echo "lint-deploy: hadolint clean on $(DOCKERFILES)"
 	@mkdir -p $(ROOT)/.cache; set -e; for overlay in dev prod; do \
@@ -96,11 +96,13 @@ loadtest: ## headless Locust against a running stack (LOADTEST_HOST, _USERS, _TI
 	  --users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) --run-time $(LOADTEST_TIME) \
 	  --stop-timeout 5 --only-summary
 
-up: ## docker compose up --build: the stack + Redis + Prometheus (:9090) + Grafana (:3000); needs a Docker engine
-	docker compose up --build
+COMPOSE_FILES := $(if $(filter 3,$(SHARDS)),-f docker-compose.yml -f docker-compose.shards.yml)
+up: ## docker compose up --build: the stack + Redis + Prometheus (:9090) + Grafana (:3000); SHARDS=3: three inventory shards; needs a Docker engine
+	@if [ -n "$(SHARDS)" ] && [ "$(SHARDS)" != 1 ] && [ "$(SHARDS)" != 3 ]; then echo "up: SHARDS=1 or 3 (docker-compose.shards.yml)" >&2; exit 2; fi
+	docker compose $(COMPOSE_FILES) up --build
 
 down: ## stop and remove the compose stack
-	docker compose down
+	docker compose $(COMPOSE_FILES) down
 
 .PHONY: compose-test
 compose-test: deps-python ## docker compose up --build for real (own dockerd, local base-image stand-ins), checks, teardown
