@@ -7,6 +7,7 @@ pub mod demand;
 pub mod inventory;
 pub mod pricing;
 pub mod routes;
+pub mod shards;
 pub mod stats;
 
 use std::ops::Deref;
