@@ -7,6 +7,7 @@ pub mod demand;
 pub mod inventory;
 pub mod pricing;
 pub mod routes;
+pub mod shards;
 pub mod stats;
 
 use std::ops::Deref;
@@ -161,7 +162,9 @@ async fn connect_with_retries(
 }
 
 /// Builds the state from config: loads the catalog, connects Redis when configured (seeds
-/// the book, starts the invalidation listener and the demand consumer).
+/// the book, starts the invalidation listener and the demand consumer) and, with a
+/// registry, starts following the inventory ring record (stop it with
+/// [`Inventory::stop`]).
 pub async fn start(cfg: &Config) -> Result<AppState, String> {
     let kit =
         Kit::new(SERVICE, env!("CARGO_PKG_VERSION"), &cfg.common).map_err(|e| e.to_string())?;
@@ -186,12 +189,21 @@ pub async fn start(cfg: &Config) -> Result<AppState, String> {
             (book, DemandReader::redis(conn))
         }
     };
-    AppState::new(
+    let state = AppState::new(
         kit,
         book,
         demand,
         &cfg.inventory_bases(),
         &cfg.upstream,
         cfg.common.admin_token.clone(),
-    )
+    )?;
+    // With a registry, the ring record (when there is one) decides where products go.
+    if let Some(url) = cfg.common.registry_redis_url() {
+        let client = redis::Client::open(url).map_err(|e| format!("REGISTRY_URL: {e}"))?;
+        state
+            .inventory
+            .follow_registry(client, shards::REFRESH_INTERVAL)
+            .await;
+    }
+    Ok(state)
 }

@@ -1,5 +1,5 @@
 //! The pricing binary: config -> telemetry -> state -> bind -> register -> serve until
-//! SIGTERM/SIGINT, which deregisters first and then drains.
+//! SIGTERM/SIGINT, which deregisters first, stops the ring refresh and then drains.
 
 use svc_kit::registry::Heartbeat;
 use svc_kit::{or_exit, telemetry};
@@ -16,6 +16,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    let inventory = state.inventory.clone();
     let app = pricing::app(state);
     let listener = match svc_kit::bind(cfg.common.port).await {
         Ok(l) => l,
@@ -28,6 +29,7 @@ async fn main() {
     let shutdown = async move {
         svc_kit::shutdown_signal().await;
         heartbeat.stop().await; // routers stop picking this instance while it drains
+        inventory.stop().await; // the view in hand serves the drain
     };
     if let Err(err) = svc_kit::serve_listener(listener, app, shutdown).await {
         tracing::error!(error = %err, "server failed");

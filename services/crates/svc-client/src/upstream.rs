@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use prometheus::Histogram;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,6 +29,8 @@ const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct UpstreamResponse {
     /// The upstream's status; check it: 404 and 409 arrive here, not as errors.
     pub status: StatusCode,
+    /// The answer's headers (e.g. `X-Shard-Owner` on an inventory shard's 421).
+    pub headers: HeaderMap,
     /// The whole body.
     pub body: Bytes,
 }
@@ -38,6 +40,11 @@ impl UpstreamResponse {
     /// [`ClientError::InvalidResponse`].
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
         serde_json::from_slice(&self.body).map_err(ClientError::InvalidResponse)
+    }
+
+    /// The (first) value of header `name`, if it is visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)?.to_str().ok()
     }
 }
 
@@ -332,8 +339,13 @@ impl Upstream {
         let attempt = async {
             let resp = req.send().await.map_err(classify)?;
             let status = resp.status();
+            let headers = resp.headers().clone();
             let body = resp.bytes().await.map_err(classify)?;
-            Ok(UpstreamResponse { status, body })
+            Ok(UpstreamResponse {
+                status,
+                headers,
+                body,
+            })
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(r) => r,

@@ -192,6 +192,22 @@ async fn a_4xx_is_an_answer_not_retried_and_not_a_failure() {
 }
 
 #[tokio::test]
+async fn an_answer_carries_its_headers() {
+    // A 421's X-Shard-Owner is how a router learns the owner: headers must reach the caller.
+    let server = TestServer::start(Mode::Status(421)).await;
+    let (up, _) = upstream(&server.url(), &with_retries(0));
+    let answer = up.get("/api/inventory/7", &ctx()).await.unwrap();
+    assert_eq!(answer.status, StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(answer.header("Content-Type"), answer.header("content-type"));
+    assert!(answer.headers.contains_key("content-length"));
+    assert_eq!(answer.header("x-shard-owner"), None);
+}
+
+#[tokio::test]
 async fn connection_refused_is_unavailable_and_recorded_with_status_0() {
     // Bind then drop: the port is very likely closed for the next second.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
