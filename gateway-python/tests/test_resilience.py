@@ -182,7 +182,7 @@ async def test_breaker_opens_then_answers_without_calling(
     gateway_factory: Any, fake_pricing: FakePricing
 ) -> None:
     gw: Gateway = await gateway_factory(breaker_failures=3, upstream_retries=0)
-    fake_pricing.fail["product"] = 503
+    fake_pricing.fail["product"] = 500
     for _ in range(3):
         assert_error(await gw.client.get("/api/product/123"), 503, "upstream_unavailable")
     calls = len(fake_pricing.calls)
@@ -193,6 +193,20 @@ async def test_breaker_opens_then_answers_without_calling(
     metrics = (await gw.client.get("/metrics")).text
     assert 'polyshop_circuit_breaker_state{upstream="pricing"} 2.0' in metrics
     assert 'polyshop_circuit_breaker_state{upstream="inventory"} 0.0' in metrics
+
+
+async def test_a_deliberate_503_does_not_open_the_breaker(
+    gateway_factory: Any, fake_pricing: FakePricing
+) -> None:
+    # Pricing answering 503 upstream_unavailable because one inventory shard behind it is
+    # down: that product fails, and pricing stays in use for every other one.
+    gw: Gateway = await gateway_factory(breaker_failures=2, upstream_retries=0)
+    fake_pricing.fail["product"] = 503
+    for _ in range(5):
+        assert_error(await gw.client.get("/api/product/123"), 503, "upstream_unavailable")
+    assert gw.services.pricing.upstream.breaker.state == "closed"
+    del fake_pricing.fail["product"]
+    assert (await gw.client.get("/api/product/123")).status_code == 200
 
 
 async def test_breaker_half_opens_and_closes(

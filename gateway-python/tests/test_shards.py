@@ -289,3 +289,21 @@ async def test_redis_away_keeps_the_view(cluster: Cluster, serve: Serve) -> None
     finally:
         await away.redis.aclose()
     assert isinstance(await _reserve(cluster, 1), Hold)
+
+
+async def test_a_restarted_shard_gets_a_fresh_breaker(cluster: Cluster, serve: Serve) -> None:
+    fake = FakeInventory(stock={1: 5})
+    url = await serve(fake.app())
+    await cluster.register("inv-0", url, "2026-12-03T10:00:00Z")
+    await cluster.record(["inv-0"], 1)
+    await cluster.directory.refresh()
+    before = await cluster.client._route(1)
+    for _ in range(cluster.settings.breaker_failures):
+        before.breaker.record("failure", admitted=True)
+    assert before.breaker.state == "open"
+    # The same URL, a new process: its own entry, started later.
+    await cluster.register("inv-0", url, "2026-12-03T10:00:09Z")
+    await cluster.directory.refresh()
+    after = await cluster.client._route(1)
+    assert after is not before and after.breaker.state == "closed"
+    assert isinstance(await _reserve(cluster, 1), Hold)

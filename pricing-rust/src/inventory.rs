@@ -89,8 +89,9 @@ struct Routes {
 }
 
 struct Shard {
-    // As configured or registered: a change of it makes a new upstream.
+    // As configured or registered: a change of either makes a new upstream.
     url: String,
+    instance: Option<String>,
     upstream: Upstream,
 }
 
@@ -113,10 +114,12 @@ impl Routes {
         self.epoch.is_some() == other.epoch.is_some()
             && self.ring.shards() == other.ring.shards()
             && self.shards.len() == other.shards.len()
-            && self
-                .shards
-                .iter()
-                .all(|(k, s)| other.shards.get(k).is_some_and(|o| o.url == s.url))
+            && self.shards.iter().all(|(k, s)| {
+                other
+                    .shards
+                    .get(k)
+                    .is_some_and(|o| o.url == s.url && o.instance == s.instance)
+            })
     }
 }
 
@@ -142,7 +145,14 @@ impl Inventory {
             // The ring hashes the entries as configured, not the client's normalised URL,
             // so pricing and the gateway agree on every product's shard.
             let url = b.trim().to_owned();
-            shards.insert(url.clone(), Shard { url, upstream });
+            shards.insert(
+                url.clone(),
+                Shard {
+                    url,
+                    instance: None,
+                    upstream,
+                },
+            );
         }
         let fixed = Arc::new(Routes {
             ring: ShardRing::new(bases.iter().map(|b| b.trim())),
@@ -248,16 +258,18 @@ impl Inventory {
         }
     }
 
-    // Keeps the upstream (pool, breaker) of every member whose URL stayed the same.
+    // Keeps the upstream (pool, breaker) of every member whose instance stayed the same: a
+    // restarted shard gets a closed breaker, not the one its dead predecessor opened.
     fn registry_routes(&self, record: &Record, view: &View) -> Routes {
         let current = self.routes();
         let mut shards = HashMap::new();
         for (member, url) in view.routes() {
             let Some(url) = url else { continue };
+            let instance = view.instance(member).map(str::to_owned);
             let kept = current
                 .epoch
                 .and(current.shards.get(member))
-                .filter(|s| s.url == *url)
+                .filter(|s| s.url == *url && s.instance == instance)
                 .map(|s| s.upstream.clone());
             let upstream = match kept {
                 Some(u) => u,
@@ -274,7 +286,14 @@ impl Inventory {
                 }
             };
             let url = url.clone();
-            shards.insert(member.clone(), Shard { url, upstream });
+            shards.insert(
+                member.clone(),
+                Shard {
+                    url,
+                    instance,
+                    upstream,
+                },
+            );
         }
         Routes {
             ring: ShardRing::new(&record.members),

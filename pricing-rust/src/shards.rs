@@ -31,6 +31,9 @@ pub struct Record {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
     routes: BTreeMap<String, Option<String>>,
+    // The instance behind each route: a restarted shard is a new instance, whose upstream
+    // (and breaker) starts afresh even at the same URL.
+    instances: BTreeMap<String, String>,
 }
 
 impl View {
@@ -39,24 +42,30 @@ impl View {
     /// (`started_at` as an instant; one not in the contract's form never beats one that
     /// is), equal instants going to the `instance_id` that sorts first.
     pub fn from_registry<S: AsRef<str>>(members: &[S], entries: &[Entry]) -> Self {
-        let routes = members
-            .iter()
-            .map(|m| {
-                let m = m.as_ref();
-                let url = entries
-                    .iter()
-                    .filter(|e| e.name == INVENTORY && e.shard.as_deref() == Some(m))
-                    .max_by(|a, b| {
-                        started_key(&a.started_at)
-                            .cmp(&started_key(&b.started_at))
-                            // Reversed: of equal instants the smaller id is the "larger".
-                            .then_with(|| b.instance_id.cmp(&a.instance_id))
-                    })
-                    .map(|e| e.url.clone());
-                (m.to_owned(), url)
-            })
-            .collect();
-        Self { routes }
+        let mut routes = BTreeMap::new();
+        let mut instances = BTreeMap::new();
+        for m in members {
+            let m = m.as_ref();
+            let chosen = entries
+                .iter()
+                .filter(|e| e.name == INVENTORY && e.shard.as_deref() == Some(m))
+                .max_by(|a, b| {
+                    started_key(&a.started_at)
+                        .cmp(&started_key(&b.started_at))
+                        // Reversed: of equal instants the smaller id is the "larger".
+                        .then_with(|| b.instance_id.cmp(&a.instance_id))
+                });
+            if let Some(e) = chosen {
+                instances.insert(m.to_owned(), e.instance_id.clone());
+            }
+            routes.insert(m.to_owned(), chosen.map(|e| e.url.clone()));
+        }
+        Self { routes, instances }
+    }
+
+    /// The `instance_id` behind a member's route (`None`: the member is down).
+    pub fn instance(&self, member: &str) -> Option<&str> {
+        self.instances.get(member).map(String::as_str)
     }
 
     /// Each member and its URL, by member id.

@@ -41,9 +41,9 @@ def _newer(a: Entry, b: Entry) -> bool:
     return ra > rb or (ra == rb and a.instance_id < b.instance_id)
 
 
-def routes(members: Iterable[str], entries: Iterable[Entry]) -> dict[str, str | None]:
-    """Each member's URL: its live inventory instance that started last (a restart is used
-    at once, before its predecessor's entry expires); None when it has none."""
+def chosen(members: Iterable[str], entries: Iterable[Entry]) -> dict[str, Entry | None]:
+    """Each member's live inventory instance that started last (a restart is used at once,
+    before its predecessor's entry expires); None when it has none."""
     wanted = list(members)
     best: dict[str, Entry] = {}
     for e in entries:
@@ -52,7 +52,12 @@ def routes(members: Iterable[str], entries: Iterable[Entry]) -> dict[str, str | 
         current = best.get(e.shard)
         if current is None or _newer(e, current):
             best[e.shard] = e
-    return {m: (best[m].url if m in best else None) for m in wanted}
+    return {m: best.get(m) for m in wanted}
+
+
+def routes(members: Iterable[str], entries: Iterable[Entry]) -> dict[str, str | None]:
+    """Each member's URL (router-vectors.json's "routes")."""
+    return {m: (e.url if e else None) for m, e in chosen(members, entries).items()}
 
 
 @dataclass(frozen=True)
@@ -62,11 +67,18 @@ class View:
     epoch: int
     ring: ShardRing
     urls: dict[str, str | None]
+    # The instance behind each URL: a restarted shard is a new instance, whose upstream
+    # (and breaker) starts afresh even at the same URL.
+    instances: dict[str, str | None]
 
     @classmethod
     def of(cls, epoch: int, members: list[str], entries: Iterable[Entry]) -> View:
         ring = ShardRing(members)
-        return cls(epoch, ring, routes(ring.shards, entries))
+        picked = chosen(ring.shards, entries)
+        urls = {m: (e.url if e else None) for m, e in picked.items()}
+        return cls(
+            epoch, ring, urls, {m: (e.instance_id if e else None) for m, e in picked.items()}
+        )
 
     def owner(self, product_id: int) -> str | None:
         return self.ring.shard_for_product(product_id)
@@ -129,7 +141,9 @@ class ShardDirectory:
 
     def _announce(self, view: View | None) -> None:
         before = self.view
-        if view is None or (before is not None and before.urls == view.urls):
+        if view is None or (
+            before is not None and (before.urls, before.instances) == (view.urls, view.instances)
+        ):
             return
         log.info(
             "shard_view",

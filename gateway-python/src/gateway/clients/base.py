@@ -45,6 +45,16 @@ class UpstreamResponse:
 FailureKind = Literal["unavailable", "overloaded", "deadline"]
 
 
+def _outcome(resp: UpstreamResponse) -> Outcome:
+    """A 503 in the shared error shape is the upstream answering on purpose that it cannot
+    serve this request now (its own dependency, say one inventory shard, is down, or it is
+    overloaded): it says nothing of the upstream's health. Counting it as a failure would
+    let one dead shard behind pricing open the gateway's pricing breaker for every product."""
+    if resp.status == 503 and resp.error_code() is not None:
+        return "neutral"
+    return "failure" if resp.status >= 500 else "success"
+
+
 class UpstreamError(Exception):
     """The one error an upstream call raises: no usable answer came.
 
@@ -202,7 +212,7 @@ class Upstream:
                 raise
             finally:
                 self.bulkhead.release()
-            outcome = "failure" if resp.status >= 500 else "success"
+            outcome = _outcome(resp)
             return resp
         finally:
             self.breaker.record(outcome, admitted=not detached)

@@ -66,7 +66,7 @@ class InventoryClient:
         self.upstream = next(iter(shards.values()))  # the only one, when not sharded
         self.directory = directory
         self._make = make_upstream
-        self._members: dict[str, Upstream] = {}
+        self._members: dict[str, tuple[tuple[str, str | None], Upstream]] = {}
         self._retired: list[Upstream] = []
         self._members_lock = asyncio.Lock()
 
@@ -84,19 +84,23 @@ class InventoryClient:
         url = view.urls.get(shard) if shard is not None else None
         if shard is None or url is None or self._make is None:
             raise UpstreamError(f"inventory-{shard}", "unavailable", "shard has no live instance")
-        up = self._members.get(shard)
-        if up is not None and up.base_url == url.rstrip("/"):
-            return up
+        # Keyed by the instance too: a restarted shard gets a closed breaker, not the one
+        # its dead predecessor opened.
+        key = (url, view.instances.get(shard))
+        held = self._members.get(shard)
+        if held is not None and held[0] == key:
+            return held[1]
         async with self._members_lock:
-            up = self._members.get(shard)
-            if up is None or up.base_url != url.rstrip("/"):
-                fresh = self._make(f"inventory-{shard}", url)
-                await fresh.start()
-                if up is not None:
-                    # Calls in flight on the old one finish; it is closed at shutdown.
-                    self._retired.append(up)
-                self._members[shard] = up = fresh
-            return up
+            held = self._members.get(shard)
+            if held is not None and held[0] == key:
+                return held[1]
+            fresh = self._make(f"inventory-{shard}", url)
+            await fresh.start()
+            if held is not None:
+                # Calls in flight on the old one finish; it is closed at shutdown.
+                self._retired.append(held[1])
+            self._members[shard] = (key, fresh)
+            return fresh
 
     async def _route(self, product_id: int) -> Upstream:
         view = self._view()
@@ -136,7 +140,7 @@ class InventoryClient:
 
     async def close(self) -> None:
         """Closes the registry members' upstreams (the static ones belong to the caller)."""
-        for up in [*self._members.values(), *self._retired]:
+        for up in [*(up for _, up in self._members.values()), *self._retired]:
             await up.close()
         self._members.clear()
         self._retired.clear()
