@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck
@@ -375,6 +376,15 @@ def redis_url() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+async def rdb(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of the session's redis-server, its database flushed first."""
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +33,6 @@ def test_the_packaged_script_is_the_contracts_one() -> None:
         "copy services/contracts/registry.lua to gateway-python/src/gateway/registry.lua"
     )
     assert SCRIPT.encode() == CONTRACT.read_bytes()
-
-
-@pytest.fixture
-async def rdb(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def redis_now_ms(rdb: aioredis.Redis) -> int:

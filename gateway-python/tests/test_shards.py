@@ -93,14 +93,6 @@ async def serve() -> AsyncIterator[Serve]:
         await server.close()
 
 
-@pytest.fixture
-async def rdb(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
-
-
 class Cluster:
     """A registry in Redis, the directory and client of one router, and helpers to register
     shards and write the ring record as inventory does."""

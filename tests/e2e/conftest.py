@@ -323,9 +323,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def restock(http: aiohttp.ClientSession, stack: Stack, product_id: int, units: int) -> None:
+async def restock(
+    http: aiohttp.ClientSession, stack: Stack, product_id: int, units: int, at: str = ""
+) -> None:
+    """Sets a product's free units at inventory (at: another inventory's base URL, a shard)."""
     async with http.put(
-        f"{stack.inventory}/api/inventory/{product_id}",
+        f"{at or stack.inventory}/api/inventory/{product_id}",
         json={"available": units},
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     ) as resp:

@@ -16,7 +16,7 @@ import aiohttp
 
 from gateway.ring import ShardRing
 
-from conftest import ADMIN_TOKEN, Stack, StackFactory
+from conftest import Stack, StackFactory, restock
 from test_api import call
 
 SHARDS = ["inv-0", "inv-1", "inv-2"]
@@ -35,12 +35,7 @@ def shard_url(stack: Stack, product: int) -> str:
 
 
 async def set_stock(http: aiohttp.ClientSession, stack: Stack, product: int, units: int) -> None:
-    async with http.put(
-        f"{shard_url(stack, product)}/api/inventory/{product}",
-        json={"available": units},
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-    ) as resp:
-        assert resp.status == 200, await resp.text()
+    await restock(http, stack, product, units, at=shard_url(stack, product))
 
 
 async def item(http: aiohttp.ClientSession, stack: Stack, product: int) -> dict[str, Any]:
