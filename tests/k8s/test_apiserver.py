@@ -144,7 +144,7 @@ def test_b_selector_not_matching_template_refused(api: APIServer, scratch: str) 
 
 
 def test_c_immutable_selector_refused_on_reapply(api: APIServer, scratch: str) -> None:
-    deploy = find(prod_in(scratch), "Deployment", "inventory")
+    deploy = find(prod_in(scratch), "Deployment", "pricing")
     api.kubectl(*SSA, input=dump([deploy]))
     # Selector and template labels change together: only immutability can refuse it.
     deploy["spec"]["selector"]["matchLabels"]["track"] = "canary"
@@ -152,7 +152,7 @@ def test_c_immutable_selector_refused_on_reapply(api: APIServer, scratch: str) -
     err = refused(api, deploy)
     assert "field is immutable" in err and "spec.selector" in err, err
     live = json.loads(
-        api.kubectl("get", "deployment", "inventory", "-n", scratch, "-o", "json").stdout
+        api.kubectl("get", "deployment", "pricing", "-n", scratch, "-o", "json").stdout
     )
     assert "track" not in live["spec"]["selector"]["matchLabels"]
 
