@@ -269,6 +269,8 @@ func (m *Mover) Import(ctx context.Context, p Parcel) (bool, error) {
 		return false, nil
 	case "other":
 		return false, fmt.Errorf("import product %d at %s: %w (%v)", p.ProductID, m.id, ErrWrongParcel, v[1])
+	case "bad_parcel":
+		return false, fmt.Errorf("import product %d at %s: %w: bad %v", p.ProductID, m.id, ErrWrongParcel, v[1])
 	}
 	return false, fmt.Errorf("import %s: %w %v", m.id, errUnexpectedMv, v)
 }

@@ -389,3 +389,38 @@ func TestIndexHoldsMadeBeforeTheIndex(t *testing.T) {
 	}
 	_ = h
 }
+
+// TestMoveEmptyProduct: no holds, no free units: the totals still come out right.
+func TestMoveEmptyProduct(t *testing.T) {
+	ctx := context.Background()
+	e := newMoveEnv(t)
+	if _, err := e.a.Restock(ctx, 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ma.Fence(ctx, 2, "inv-b"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.ma.Export(ctx, 2)
+	if err != nil || p.Holds != 0 {
+		t.Fatalf("export: %+v %v", p, err)
+	}
+	if _, err := e.mb.Import(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ma.Finish(ctx, 2, "inv-b"); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*redis.Store{"old owner": e.a, "new owner": e.b} {
+		ws, err := s.Warehouses(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(0)
+		if name == "new owner" {
+			want = 1
+		}
+		if ws[1].ID != "WH-2" || ws[1].Products != want || ws[1].Available != 0 || ws[1].Reserved != 0 {
+			t.Fatalf("%s: WH-2 totals %+v, want %d products and no units", name, ws[1], want)
+		}
+	}
+}

@@ -361,9 +361,10 @@ for _, rid in ipairs(redis.call('ZRANGE', P .. 'holds:' .. pid, 0, -1)) do
     local h = {rid = rid, fields = redis.call('HGETALL', rkey), expires = tostring(expires),
       due = redis.call('ZSCORE', EXP, rid)}
     local idem = redis.call('HGET', rkey, 'idem')
-    if idem and idem ~= '' and redis.call('GET', P .. 'idem:' .. idem) == rid then
+    local ikey = P .. 'idem:' .. (idem or '')
+    if idem and idem ~= '' and redis.call('GET', ikey) == rid and redis.call('PEXPIRETIME', ikey) > 0 then
       h.idem = idem
-      h.idem_expires = tostring(redis.call('PEXPIRETIME', P .. 'idem:' .. idem))
+      h.idem_expires = tostring(redis.call('PEXPIRETIME', ikey))
     end
     parcel.holds[#parcel.holds + 1] = h
   end
@@ -375,8 +376,8 @@ return {'parcel', cjson.encode(parcel), #parcel.holds, to}
 // the product and its holds as they were at the old owner, unfenced, and drops any
 // handoff records of them here (the product came back). A product that is here already
 // was imported before (the old owner is fenced: its data cannot have changed since) and
-// is left alone. Answers {'imported', holds}, {'present'}, or {'other', shard} when
-// the database or the parcel is not this shard's.
+// is left alone. Answers {'imported', holds}, {'present'}, {'other', shard} when the
+// database or the parcel is not this shard's, or {'bad_parcel', what}.
 var importScript = goredis.NewScript(prelude + `
 local parcel = cjson.decode(ARGV[2])
 local owner = redis.call('GET', KEYS[1])
@@ -385,6 +386,22 @@ if parcel.to ~= ARGV[1] then return {'other', parcel.to} end
 local pid = parcel.pid
 local pkey = P .. 'product:' .. pid
 if redis.call('EXISTS', pkey) == 1 then return {'present'} end
+-- Everything is checked before the first write: a script that fails halfway keeps what
+-- it wrote, and a half-imported product would pass for an imported one.
+local function int(v) return type(v) == 'string' and string.match(v, '^%d+$') ~= nil end
+if not (int(parcel.available) and int(parcel.reserved) and int(parcel.sold) and int(parcel.demand)
+    and int(parcel.updated_ms) and type(parcel.warehouse) == 'string') then
+  return {'bad_parcel', 'product'}
+end
+for i = 2, #parcel.demand_log, 2 do
+  if not tonumber(parcel.demand_log[i]) then return {'bad_parcel', 'demand'} end
+end
+for _, h in ipairs(parcel.holds) do
+  if type(h.rid) ~= 'string' or not int(h.expires) or #h.fields < 2 or #h.fields % 2 ~= 0
+      or (h.due and not tonumber(h.due)) or (h.idem and not int(h.idem_expires)) then
+    return {'bad_parcel', 'hold'}
+  end
+end
 redis.call('HSET', pkey, 'available', parcel.available, 'reserved', parcel.reserved,
   'sold', parcel.sold, 'demand', parcel.demand, 'warehouse', parcel.warehouse,
   'updated_ms', parcel.updated_ms)
@@ -428,8 +445,10 @@ end
 local moving = redis.call('HGET', pkey, 'moving')
 if moving ~= to then return {'not_fenced', moving or ''} end
 local f = redis.call('HMGET', pkey, 'available', 'reserved', 'warehouse')
-redis.call('HINCRBY', WH, f[3] .. ':available', -tonumber(f[1]))
-redis.call('HINCRBY', WH, f[3] .. ':reserved', -tonumber(f[2]))
+-- 0 - x, not -x: -0 would reach Redis as "-0", which HINCRBY refuses, and a script
+-- that fails halfway keeps what it wrote.
+redis.call('HINCRBY', WH, f[3] .. ':available', 0 - tonumber(f[1]))
+redis.call('HINCRBY', WH, f[3] .. ':reserved', 0 - tonumber(f[2]))
 redis.call('HINCRBY', WH, f[3] .. ':products', -1)
 local hkey = P .. 'holds:' .. pid
 local n = 0
