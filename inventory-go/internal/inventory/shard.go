@@ -108,8 +108,9 @@ type Handoffs interface {
 
 // Serve wraps st so that it serves only what it holds: a product it does not hold
 // answers a MisdirectedError naming the shard it was handed to, else the ring's owner.
-// A hold lives where its product is: one a rebalance handed over answers a
-// MisdirectedError naming that shard.
+// A hold lives where its product is: one a rebalance handed over, or one this shard
+// never had whose id names a product held elsewhere, answers a MisdirectedError
+// naming that shard.
 func (s *Shard) Serve(st Store) Store {
 	h, _ := st.(Handoffs)
 	return &shardStore{Store: st, shard: s, handoffs: h}
@@ -217,15 +218,34 @@ func (s *shardStore) Lookup(ctx context.Context, id string) (Settlement, error) 
 
 func (s *shardStore) settle(ctx context.Context, id string, op func(context.Context, string) (Settlement, error)) (Settlement, error) {
 	st, err := op(ctx, id)
-	if !errors.Is(err, ErrReservationNotFound) || s.handoffs == nil {
+	if !errors.Is(err, ErrReservationNotFound) {
 		return st, err
 	}
-	to, herr := s.handoffs.HoldHandoff(ctx, id)
-	if herr != nil {
-		return Settlement{}, herr
+	if s.handoffs != nil {
+		to, herr := s.handoffs.HoldHandoff(ctx, id)
+		if herr != nil {
+			return Settlement{}, herr
+		}
+		if to != "" && to != s.shard.id {
+			return Settlement{}, &MisdirectedError{ReservationID: id, Owner: to}
+		}
 	}
-	if to != "" && to != s.shard.id {
-		return Settlement{}, &MisdirectedError{ReservationID: id, Owner: to}
+	// A hold this shard never had, of a product it does not hold: made where the product
+	// is (after a rebalance moved it there, say), and its id names the product.
+	pid, named := ReservationProduct(id)
+	if !named {
+		return st, err
+	}
+	if _, gerr := s.Store.Get(ctx, pid); !errors.Is(gerr, ErrProductNotFound) {
+		if gerr != nil {
+			return Settlement{}, gerr
+		}
+		return st, err // the product is here, so the hold does not exist
+	}
+	var m *MisdirectedError
+	if errors.As(s.notHeldOne(ctx, pid), &m) {
+		m.ReservationID = id
+		return Settlement{}, m
 	}
 	return st, err
 }

@@ -287,7 +287,7 @@ func (s *Store) Held(ctx context.Context) (int64, error) {
 func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, bool, error) {
 	for {
 		v, code, err := s.run(ctx, reserveScript, req.ProductID, req.Quantity, req.TTL.Milliseconds(),
-			inventory.NewReservationID(), req.IdempotencyKey, req.Fingerprint,
+			inventory.NewReservationIDFor(req.ProductID), req.IdempotencyKey, req.Fingerprint,
 			s.timing.Retention.Milliseconds(), s.timing.DemandWindow.Milliseconds())
 		if err != nil {
 			return inventory.Reservation{}, false, err
