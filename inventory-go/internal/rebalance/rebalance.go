@@ -223,6 +223,7 @@ func (r *mover) move(ctx context.Context, a, b *redis.Mover, id int64) (int, err
 	if err := a.Fence(ctx, id, b.ID()); err != nil {
 		return 0, err
 	}
+	r.log.Debug("rebalance: fenced", "product_id", id, "from", a.ID(), "to", b.ID())
 	if err := r.pause(ctx); err != nil {
 		return 0, err
 	}
@@ -240,6 +241,7 @@ func (r *mover) move(ctx context.Context, a, b *redis.Mover, id int64) (int, err
 			return 0, err
 		}
 		holds = parcel.Holds
+		r.log.Debug("rebalance: copied", "product_id", id, "from", a.ID(), "to", b.ID(), "holds", holds)
 		if err := r.pause(ctx); err != nil {
 			return 0, err
 		}
