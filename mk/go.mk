@@ -42,8 +42,9 @@ test-go: ## go test -race, then each fuzz target for GO_FUZZ_TIME
 	@cd $(GO_DIR) && for pt in $(GO_FUZZ_TARGETS); do pkg=$${pt%%:*}; t=$${pt#*:}; \
 	  go test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(GO_FUZZ_TIME) $$pkg || exit 1; done
 
-build-go: ## bin/inventory
+build-go: ## bin/inventory and bin/inventoryctl (rebalance)
 	@cd $(GO_DIR) && go build -trimpath -o $(BIN)/inventory ./cmd/inventory
+	@cd $(GO_DIR) && go build -trimpath -o $(BIN)/inventoryctl ./cmd/inventoryctl
 
 bench-go: ## Go benchmarks (GET and reserve, memory and Redis)
 	@cd $(GO_DIR) && go test -run='^$$' -bench=. -benchmem ./internal/httpapi

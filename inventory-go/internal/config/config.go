@@ -351,6 +351,19 @@ func defaultInstanceID() string {
 	return string(b) + pid
 }
 
+// ParseRedisURL is REDIS_URL's check for other commands (inventoryctl): the canonical
+// URL and its options, or an error that does not echo the value (it may hold a password).
+func ParseRedisURL(v string) (string, *goredis.Options, error) {
+	canon, opt, msg := parseRedisURL(trimASCII(v))
+	if msg != "" {
+		return "", nil, errors.New("must be redis://[[user]:password@]host[:port][/db] with db 0..15: " + msg)
+	}
+	return canon, opt, nil
+}
+
+// ValidShardID is INVENTORY_SHARD_ID's rule: 1 .. 64 characters of [A-Za-z0-9._-].
+func ValidShardID(id string) bool { return validInstanceID(id) }
+
 // parseRedisURL checks REDIS_URL strictly (the same rules in all three services):
 // redis:// only (no TLS), no whitespace or control bytes, a host, a port 1..65535 if
 // given, a db 0..15 if given, no query or fragment. It answers the canonical value

@@ -131,7 +131,7 @@ func (s *Server) toAPIError(ctx context.Context, err error) *APIError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &elsewhere):
-		msg := fmt.Sprintf("product %d is held by shard %s", elsewhere.ProductID, elsewhere.Owner)
+		msg := elsewhere.Error()
 		if elsewhere.More > 0 {
 			msg += fmt.Sprintf(" (and %d more of the ids by other shards)", elsewhere.More)
 		}
@@ -140,6 +140,10 @@ func (s *Server) toAPIError(ctx context.Context, err error) *APIError {
 		return apiErr(CodeInsufficientStock, "only %d units of product %d are available", short.Available, short.ProductID)
 	case errors.Is(err, inventory.ErrProductNotFound):
 		return apiErr(CodeProductNotFound, "no such product")
+	case errors.Is(err, inventory.ErrProductMoving):
+		// 503 carries Retry-After (writeError): the move takes moments, then the write
+		// goes to the product's new shard (a 421 from here names it).
+		return apiErr(CodeProductMoving, "the product is being moved between shards: retry shortly")
 	case errors.Is(err, inventory.ErrIdempotencyConflict):
 		return apiErr(CodeIdempotencyConflict, "idempotency_key was used with a different request")
 	case errors.Is(err, inventory.ErrReservationNotFound):

@@ -8,6 +8,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
 	"time"
 )
 
@@ -175,6 +178,46 @@ func NewReservationID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux (documented since Go 1.24)
 	return ReservationTag + hex.EncodeToString(b[:])
+}
+
+// NewReservationIDFor answers a hold id that names its product: "RES-", the product id
+// (8 hex digits), a 16-bit check over the rest (4) and 48 random bits (12); the same
+// shape as NewReservationID's. Any shard can then tell which product a hold it does not
+// know belongs to and send the caller to the shard holding that product: after a
+// rebalance moved a product, the holds made at its new shard are unknown to the old
+// one, which routers keep asking until the ring record changes (ring.md, Rebalance).
+// 48 random bits per product are plenty: the stores still refuse to overwrite an id.
+func NewReservationIDFor(productID int64) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // never fails on Linux, as above
+	pid := fmt.Sprintf("%08x", uint32(productID))
+	rnd := hex.EncodeToString(b[:])
+	return ReservationTag + pid + reservationCheck(pid, rnd) + rnd
+}
+
+// ReservationProduct answers the product a NewReservationIDFor id names. Other ids
+// (NewReservationID's, issued before ids named their product) answer false, but for a
+// 1 in 65,536 chance of a product read from random digits, which costs only a detour.
+func ReservationProduct(id string) (int64, bool) {
+	if !ValidReservationID(id) {
+		return 0, false
+	}
+	body := id[len(ReservationTag):]
+	pid, check, rnd := body[:8], body[8:12], body[12:]
+	if reservationCheck(pid, rnd) != check {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(pid, 16, 32)
+	if err != nil || n < 1 || n > MaxProductID {
+		return 0, false
+	}
+	return int64(n), true
+}
+
+func reservationCheck(pid, rnd string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(pid + rnd))
+	return fmt.Sprintf("%04x", h.Sum32()&0xffff)
 }
 
 // ValidReservationID reports whether s has the shape of an id this service issues, so

@@ -78,6 +78,29 @@ func TestReservationIDs(t *testing.T) {
 	}
 }
 
+func TestReservationIDsNameTheirProduct(t *testing.T) {
+	for _, pid := range []int64{1, 7, 123, 65_536, inventory.MaxProductID} {
+		id := inventory.NewReservationIDFor(pid)
+		got, ok := inventory.ReservationProduct(id)
+		if !inventory.ValidReservationID(id) || !ok || got != pid {
+			t.Fatalf("id %q for product %d: valid %v, names %d %v", id, pid, inventory.ValidReservationID(id), got, ok)
+		}
+		// One changed digit anywhere fails the check (or the bounds).
+		for i := len(inventory.ReservationTag); i < len(id); i++ {
+			b := []byte(id)
+			b[i] = "0123456789abcdef"[(strings.IndexByte("0123456789abcdef", b[i])+1)%16]
+			if p, ok := inventory.ReservationProduct(string(b)); ok && p == pid {
+				t.Fatalf("%q (digit %d changed) still names product %d", b, i, pid)
+			}
+		}
+	}
+	for _, other := range []string{"RES-5f0c2e9a1b7d4c3e8a6f0b12", "RES-000000000000000000000000", "RES-garbage"} {
+		if p, ok := inventory.ReservationProduct(other); ok {
+			t.Fatalf("%q names product %d", other, p)
+		}
+	}
+}
+
 // TestRunSweeperReturnsUnits drives the real loop (short interval) with a fake clock;
 // it waits for the effect, bounded, and asserts no timing.
 func TestRunSweeperReturnsUnits(t *testing.T) {

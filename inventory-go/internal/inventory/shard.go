@@ -2,7 +2,7 @@
 // products a shard seeds, and the answer for a product of the catalog it does not hold.
 // A product is held iff its stock record exists in this shard's store, so a rebalance
 // moves a product by creating its record at the new owner and deleting it at the old
-// one; nothing else has to change.
+// one (ring.md, Rebalance); the old owner keeps a handoff record naming where it went.
 package inventory
 
 import (
@@ -14,18 +14,28 @@ import (
 	"polyshop/inventory-go/internal/ring"
 )
 
-// ErrMisdirected is a product of the catalog that this shard does not hold.
+// ErrMisdirected is a product of the catalog (or a hold) that this shard does not hold.
 var ErrMisdirected = errors.New("product held by another shard")
 
+// ErrProductMoving: a rebalance has fenced the product to move it to another shard.
+// Reads are still served; a write now could land after the copy was taken and be
+// lost, so it is refused until the move is finished, moments later (503 + Retry-After).
+var ErrProductMoving = errors.New("product is being moved to another shard")
+
 // MisdirectedError names the shard that owns the product (the first such product of
-// a batch; More counts the others).
+// a batch; More counts the others), or, when ReservationID is set, the shard a hold
+// was handed to by a rebalance (ProductID is then 0).
 type MisdirectedError struct {
-	ProductID int64
-	Owner     string
-	More      int
+	ProductID     int64
+	ReservationID string
+	Owner         string
+	More          int
 }
 
 func (e *MisdirectedError) Error() string {
+	if e.ReservationID != "" {
+		return fmt.Sprintf("reservation %s is held by shard %s", e.ReservationID, e.Owner)
+	}
 	return fmt.Sprintf("product %d is held by shard %s", e.ProductID, e.Owner)
 }
 
@@ -84,20 +94,67 @@ func (s *Shard) notHeld(id int64) error {
 	return &MisdirectedError{ProductID: id, Owner: owner}
 }
 
+// Handoffs is implemented by a store a rebalance can move products out of (Redis). It
+// remembers where each product and hold it handed over went: until the ring record
+// changes, the ring still names this shard as their owner, so without it a request
+// that arrives here would answer 404 instead of being sent after them.
+type Handoffs interface {
+	// ProductHandoffs answers, for the ids among ids that were handed over, the shard
+	// each went to.
+	ProductHandoffs(ctx context.Context, ids []int64) (map[int64]string, error)
+	// HoldHandoff answers the shard hold id was handed to, "" when it was not.
+	HoldHandoff(ctx context.Context, id string) (string, error)
+}
+
 // Serve wraps st so that it serves only what it holds: a product it does not hold
-// answers a MisdirectedError naming the owner. Holds (commit, release, lookup by id)
-// are untouched: a reservation lives where it was made.
-func (s *Shard) Serve(st Store) Store { return &shardStore{Store: st, shard: s} }
+// answers a MisdirectedError naming the shard it was handed to, else the ring's owner.
+// A hold lives where its product is: one a rebalance handed over, or one this shard
+// never had whose id names a product held elsewhere, answers a MisdirectedError
+// naming that shard.
+func (s *Shard) Serve(st Store) Store {
+	h, _ := st.(Handoffs)
+	return &shardStore{Store: st, shard: s, handoffs: h}
+}
 
 type shardStore struct {
 	Store
-	shard *Shard
+	shard    *Shard
+	handoffs Handoffs // nil: the store cannot hand products over (memory)
+}
+
+// notHeld is Shard.notHeld after the handoff records: a handoff back to this shard is
+// ignored (the product came back; its record is normally deleted then anyway).
+func (s *shardStore) notHeld(ctx context.Context, ids []int64) (map[int64]error, error) {
+	var to map[int64]string
+	if s.handoffs != nil {
+		var err error
+		if to, err = s.handoffs.ProductHandoffs(ctx, ids); err != nil {
+			return nil, err
+		}
+	}
+	out := make(map[int64]error, len(ids))
+	for _, id := range ids {
+		if owner := to[id]; owner != "" && owner != s.shard.id {
+			out[id] = &MisdirectedError{ProductID: id, Owner: owner}
+		} else {
+			out[id] = s.shard.notHeld(id)
+		}
+	}
+	return out, nil
+}
+
+func (s *shardStore) notHeldOne(ctx context.Context, id int64) error {
+	errs, err := s.notHeld(ctx, []int64{id})
+	if err != nil {
+		return err
+	}
+	return errs[id]
 }
 
 func (s *shardStore) Get(ctx context.Context, id int64) (Item, error) {
 	it, err := s.Store.Get(ctx, id)
 	if errors.Is(err, ErrProductNotFound) {
-		return Item{}, s.shard.notHeld(id)
+		return Item{}, s.notHeldOne(ctx, id)
 	}
 	return it, err
 }
@@ -110,10 +167,14 @@ func (s *shardStore) GetMany(ctx context.Context, ids []int64) ([]Item, []int64,
 	if err != nil || len(missing) == 0 {
 		return items, missing, err
 	}
+	why, err := s.notHeld(ctx, missing)
+	if err != nil {
+		return nil, nil, err
+	}
 	var first *MisdirectedError
 	for _, id := range missing {
 		var m *MisdirectedError
-		if errors.As(s.shard.notHeld(id), &m) {
+		if errors.As(why[id], &m) {
 			if first == nil {
 				first = m
 			} else {
@@ -130,7 +191,7 @@ func (s *shardStore) GetMany(ctx context.Context, ids []int64) ([]Item, []int64,
 func (s *shardStore) Reserve(ctx context.Context, req ReserveRequest) (Reservation, bool, error) {
 	res, replayed, err := s.Store.Reserve(ctx, req)
 	if errors.Is(err, ErrProductNotFound) {
-		return Reservation{}, false, s.shard.notHeld(req.ProductID)
+		return Reservation{}, false, s.notHeldOne(ctx, req.ProductID)
 	}
 	return res, replayed, err
 }
@@ -138,7 +199,53 @@ func (s *shardStore) Reserve(ctx context.Context, req ReserveRequest) (Reservati
 func (s *shardStore) Restock(ctx context.Context, id, available int64) (Item, error) {
 	it, err := s.Store.Restock(ctx, id, available)
 	if errors.Is(err, ErrProductNotFound) {
-		return Item{}, s.shard.notHeld(id)
+		return Item{}, s.notHeldOne(ctx, id)
 	}
 	return it, err
+}
+
+func (s *shardStore) Commit(ctx context.Context, id string) (Settlement, error) {
+	return s.settle(ctx, id, s.Store.Commit)
+}
+
+func (s *shardStore) Release(ctx context.Context, id string) (Settlement, error) {
+	return s.settle(ctx, id, s.Store.Release)
+}
+
+func (s *shardStore) Lookup(ctx context.Context, id string) (Settlement, error) {
+	return s.settle(ctx, id, s.Store.Lookup)
+}
+
+func (s *shardStore) settle(ctx context.Context, id string, op func(context.Context, string) (Settlement, error)) (Settlement, error) {
+	st, err := op(ctx, id)
+	if !errors.Is(err, ErrReservationNotFound) {
+		return st, err
+	}
+	if s.handoffs != nil {
+		to, herr := s.handoffs.HoldHandoff(ctx, id)
+		if herr != nil {
+			return Settlement{}, herr
+		}
+		if to != "" && to != s.shard.id {
+			return Settlement{}, &MisdirectedError{ReservationID: id, Owner: to}
+		}
+	}
+	// A hold this shard never had, of a product it does not hold: made where the product
+	// is (after a rebalance moved it there, say), and its id names the product.
+	pid, named := ReservationProduct(id)
+	if !named {
+		return st, err
+	}
+	if _, gerr := s.Store.Get(ctx, pid); !errors.Is(gerr, ErrProductNotFound) {
+		if gerr != nil {
+			return Settlement{}, gerr
+		}
+		return st, err // the product is here, so the hold does not exist
+	}
+	var m *MisdirectedError
+	if errors.As(s.notHeldOne(ctx, pid), &m) {
+		m.ReservationID = id
+		return Settlement{}, m
+	}
+	return st, err
 }

@@ -59,7 +59,7 @@ func Ensure(ctx context.Context, rdb goredis.Scripter, members []string) (Record
 	created, _ := v[0].(int64)
 	epochText, _ := v[1].(string)
 	membersText, _ := v[2].(string)
-	rec, err := parse(epochText, membersText)
+	rec, err := Parse(epochText, membersText)
 	if err != nil {
 		return Record{}, err
 	}
@@ -67,9 +67,9 @@ func Ensure(ctx context.Context, rdb goredis.Scripter, members []string) (Record
 	return rec, nil
 }
 
-// parse checks a stored record: a bad one is refused rather than read as an empty ring
+// Parse checks a stored record: a bad one is refused rather than read as an empty ring
 // (which would make every product answer 421 with no owner).
-func parse(epochText, membersText string) (Record, error) {
+func Parse(epochText, membersText string) (Record, error) {
 	epoch, err := strconv.ParseInt(epochText, 10, 64)
 	if err != nil || epoch < 1 {
 		return Record{}, fmt.Errorf("ring record %s: epoch %q is not an integer >= 1", Key, epochText)

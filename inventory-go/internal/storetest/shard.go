@@ -4,6 +4,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -109,6 +110,27 @@ func RunShard(t *testing.T, b Backend) {
 		}
 		_, _, err = s.GetMany(bg, []int64{mine[0], theirs[1], 999, theirs[0]})
 		wantMisdirected(t, "batch with two products of other shards", err, theirs[1], 1)
+	})
+
+	t.Run("HoldsOfAnotherShardsProduct", func(t *testing.T) {
+		// A hold id names its product: one this shard never had, of a product held
+		// elsewhere, is sent there; one of its own products is simply unknown.
+		s := newShard(t, owned)
+		theirs := inventory.NewReservationIDFor(theirs[0])
+		for name, op := range map[string]func(context.Context, string) (inventory.Settlement, error){
+			"Commit": s.Commit, "Release": s.Release, "Lookup": s.Lookup} {
+			_, err := op(bg, theirs)
+			var m *inventory.MisdirectedError
+			if !errors.As(err, &m) || m.ReservationID != theirs || m.Owner != r.Owner(uint64(m.ProductID)) || m.Owner == "inv-a" {
+				t.Fatalf("%s of a hold of another shard's product: %v, want a MisdirectedError naming its owner", name, err)
+			}
+		}
+		if _, err := s.Commit(bg, inventory.NewReservationIDFor(mine[0])); !errors.Is(err, inventory.ErrReservationNotFound) || errors.Is(err, inventory.ErrMisdirected) {
+			t.Fatalf("commit of an unknown hold of its own product: %v, want ErrReservationNotFound", err)
+		}
+		if _, err := s.Commit(bg, "RES-000000000000000000000000"); !errors.Is(err, inventory.ErrReservationNotFound) {
+			t.Fatalf("commit of an unknown hold that names no product: %v", err)
+		}
 	})
 
 	t.Run("OwnedButNotHeldIsNotFound", func(t *testing.T) {

@@ -189,9 +189,9 @@ func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inve
 	if p.item.Available < req.Quantity {
 		return inventory.Reservation{}, false, &inventory.InsufficientStockError{ProductID: req.ProductID, Available: p.item.Available}
 	}
-	id := inventory.NewReservationID()
+	id := inventory.NewReservationIDFor(req.ProductID)
 	for s.holds[id] != nil {
-		id = inventory.NewReservationID()
+		id = inventory.NewReservationIDFor(req.ProductID)
 	}
 	h := &hold{
 		res: inventory.Reservation{

@@ -287,7 +287,7 @@ func (s *Store) Held(ctx context.Context) (int64, error) {
 func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, bool, error) {
 	for {
 		v, code, err := s.run(ctx, reserveScript, req.ProductID, req.Quantity, req.TTL.Milliseconds(),
-			inventory.NewReservationID(), req.IdempotencyKey, req.Fingerprint,
+			inventory.NewReservationIDFor(req.ProductID), req.IdempotencyKey, req.Fingerprint,
 			s.timing.Retention.Milliseconds(), s.timing.DemandWindow.Milliseconds())
 		if err != nil {
 			return inventory.Reservation{}, false, err
@@ -303,6 +303,8 @@ func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inve
 			return inventory.Reservation{}, false, inventory.ErrIdempotencyConflict
 		case "product_not_found":
 			return inventory.Reservation{}, false, inventory.ErrProductNotFound
+		case "product_moving":
+			return inventory.Reservation{}, false, inventory.ErrProductMoving
 		case "insufficient_stock":
 			avail, _ := v[1].(int64)
 			return inventory.Reservation{}, false, &inventory.InsufficientStockError{ProductID: req.ProductID, Available: avail}
@@ -331,8 +333,11 @@ func (s *Store) transition(ctx context.Context, id, target string) (inventory.Se
 	if err != nil {
 		return inventory.Settlement{}, err
 	}
-	if code == "reservation_not_found" {
+	switch code {
+	case "reservation_not_found":
 		return inventory.Settlement{}, inventory.ErrReservationNotFound
+	case "product_moving":
+		return inventory.Settlement{}, inventory.ErrProductMoving
 	}
 	res, err := parseHold(v)
 	if err != nil {
@@ -353,6 +358,9 @@ func (s *Store) Restock(ctx context.Context, productID, available int64) (invent
 	v, err := restockScript.Run(ctx, s.rdb, nil, productID, available, s.timing.DemandWindow.Milliseconds()).Slice()
 	if err != nil {
 		return inventory.Item{}, s.fail(ctx, err)
+	}
+	if code, _ := v[0].(string); code == "product_moving" {
+		return inventory.Item{}, inventory.ErrProductMoving
 	}
 	if len(v) < 7 {
 		return inventory.Item{}, inventory.ErrProductNotFound
