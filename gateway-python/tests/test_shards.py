@@ -299,3 +299,20 @@ async def test_a_restarted_shard_gets_a_fresh_breaker(cluster: Cluster, serve: S
     after = await cluster.client._route(1)
     assert after is not before and after.breaker.state == "closed"
     assert isinstance(await _reserve(cluster, 1), Hold)
+
+
+async def test_a_421_naming_a_shard_the_record_does_not_have_yet_is_followed(
+    cluster: Cluster, serve: Serve
+) -> None:
+    # Mid-rebalance: inv-3 is registered and already holds the product; the record still
+    # names inv-0 alone, and inv-0 has handed the product over.
+    old = Misdirector("inv-3")
+    new = FakeInventory(stock={7: 5})
+    await cluster.register("inv-0", await serve(old.app()))
+    await cluster.register("inv-3", await serve(new.app()))
+    await cluster.record(["inv-0"], 1)
+    view = await cluster.directory.refresh()
+    assert view is not None and list(view.urls) == ["inv-0"] and "inv-3" in view.others
+    hold = await _reserve(cluster, 7)
+    assert isinstance(hold, Hold)
+    assert old.calls == 1 and new.calls == [("reserve", "")]

@@ -263,8 +263,14 @@ impl Inventory {
     fn registry_routes(&self, record: &Record, view: &View) -> Routes {
         let current = self.routes();
         let mut shards = HashMap::new();
-        for (member, url) in view.routes() {
-            let Some(url) = url else { continue };
+        // Members first, then live shards the record does not name yet, so a 421 naming a
+        // rebalance's new shard can be followed before the record is written.
+        let reachable = view
+            .routes()
+            .iter()
+            .filter_map(|(m, url)| url.as_ref().map(|u| (m, u)))
+            .chain(view.others().iter());
+        for (member, url) in reachable {
             let instance = view.instance(member).map(str::to_owned);
             let kept = current
                 .epoch

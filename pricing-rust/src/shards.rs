@@ -34,6 +34,7 @@ pub struct View {
     // The instance behind each route: a restarted shard is a new instance, whose upstream
     // (and breaker) starts afresh even at the same URL.
     instances: BTreeMap<String, String>,
+    others: BTreeMap<String, String>,
 }
 
 impl View {
@@ -42,25 +43,52 @@ impl View {
     /// (`started_at` as an instant; one not in the contract's form never beats one that
     /// is), equal instants going to the `instance_id` that sorts first.
     pub fn from_registry<S: AsRef<str>>(members: &[S], entries: &[Entry]) -> Self {
-        let mut routes = BTreeMap::new();
-        let mut instances = BTreeMap::new();
-        for m in members {
-            let m = m.as_ref();
-            let chosen = entries
+        let latest = |shard: &str| {
+            entries
                 .iter()
-                .filter(|e| e.name == INVENTORY && e.shard.as_deref() == Some(m))
+                .filter(|e| e.name == INVENTORY && e.shard.as_deref() == Some(shard))
                 .max_by(|a, b| {
                     started_key(&a.started_at)
                         .cmp(&started_key(&b.started_at))
                         // Reversed: of equal instants the smaller id is the "larger".
                         .then_with(|| b.instance_id.cmp(&a.instance_id))
-                });
+                })
+        };
+        let mut routes = BTreeMap::new();
+        let mut instances = BTreeMap::new();
+        for m in members {
+            let m = m.as_ref();
+            let chosen = latest(m);
             if let Some(e) = chosen {
                 instances.insert(m.to_owned(), e.instance_id.clone());
             }
             routes.insert(m.to_owned(), chosen.map(|e| e.url.clone()));
         }
-        Self { routes, instances }
+        // Registered shards the record does not name yet: a rebalance's new shard, which a
+        // 421 may name before the record does.
+        let mut others = BTreeMap::new();
+        for e in entries.iter().filter(|e| e.name == INVENTORY) {
+            let Some(shard) = e.shard.as_deref() else {
+                continue;
+            };
+            if routes.contains_key(shard) || others.contains_key(shard) {
+                continue;
+            }
+            if let Some(chosen) = latest(shard) {
+                instances.insert(shard.to_owned(), chosen.instance_id.clone());
+                others.insert(shard.to_owned(), chosen.url.clone());
+            }
+        }
+        Self {
+            routes,
+            instances,
+            others,
+        }
+    }
+
+    /// Live shards that are not members, with their URLs: where a 421 may also send a call.
+    pub fn others(&self) -> &BTreeMap<String, String> {
+        &self.others
     }
 
     /// The `instance_id` behind a member's route (`None`: the member is down).

@@ -322,6 +322,37 @@ async fn a_421_refreshes_the_view_and_retries_once_at_the_named_owner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_421_naming_a_shard_the_record_does_not_have_yet_is_followed() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Mid-rebalance: inv-2 is registered and holds the product, the record still names
+    // two members, and inv-0 has handed the product over.
+    let moved = product(&[(TWO, "inv-0"), (THREE, "inv-2")]);
+    let inv0 = start_shard(
+        &redis,
+        Shard {
+            owners: Owners::Always("inv-2"),
+            ..shard("inv-0", |_| false)
+        },
+    )
+    .await;
+    let _inv1 = start_shard(&redis, ring_shard("inv-1", TWO)).await;
+    let inv2 = start_shard(&redis, ring_shard("inv-2", THREE)).await;
+    set_record(&redis, 1, TWO).await;
+    let state = pricing_following(&redis, "http://127.0.0.1:9").await;
+
+    let (s, b) = price(&state, moved).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(inv0.asked(), [[moved]]);
+    assert_eq!(
+        inv2.asked(),
+        [[moved]],
+        "followed to the registered non-member"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_421_or_an_owner_without_url_is_503_after_one_retry() {
     let Some(redis) = RedisServer::start() else {
         return;

@@ -71,14 +71,23 @@ class View:
     # (and breaker) starts afresh even at the same URL.
     instances: dict[str, str | None]
 
+    # Live shards the record does not name yet (a rebalance's new shard): a 421 may name
+    # one before the record does, and the call can follow it there.
+    others: dict[str, str]
+
     @classmethod
     def of(cls, epoch: int, members: list[str], entries: Iterable[Entry]) -> View:
         ring = ShardRing(members)
-        picked = chosen(ring.shards, entries)
-        urls = {m: (e.url if e else None) for m, e in picked.items()}
-        return cls(
-            epoch, ring, urls, {m: (e.instance_id if e else None) for m, e in picked.items()}
-        )
+        live = list(entries)
+        registered = {e.shard for e in live if e.name == "inventory" and e.shard is not None}
+        picked = chosen([*ring.shards, *sorted(registered - set(ring.shards))], live)
+        urls = {m: (e.url if e else None) for m, e in picked.items() if m in ring.shards}
+        others = {m: e.url for m, e in picked.items() if e and m not in ring.shards}
+        instances = {m: (e.instance_id if e else None) for m, e in picked.items()}
+        return cls(epoch, ring, urls, instances, others)
+
+    def url_of(self, shard: str) -> str | None:
+        return self.urls.get(shard) or self.others.get(shard)
 
     def owner(self, product_id: int) -> str | None:
         return self.ring.shard_for_product(product_id)
@@ -142,7 +151,9 @@ class ShardDirectory:
     def _announce(self, view: View | None) -> None:
         before = self.view
         if view is None or (
-            before is not None and (before.urls, before.instances) == (view.urls, view.instances)
+            before is not None
+            and (before.urls, before.instances, before.others)
+            == (view.urls, view.instances, view.others)
         ):
             return
         log.info(

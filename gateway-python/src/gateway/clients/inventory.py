@@ -81,7 +81,7 @@ class InventoryClient:
         return self.directory.view if self.directory is not None else None
 
     async def _member(self, view: View, shard: str | None) -> Upstream:
-        url = view.urls.get(shard) if shard is not None else None
+        url = view.url_of(shard) if shard is not None else None
         if shard is None or url is None or self._make is None:
             raise UpstreamError(f"inventory-{shard}", "unavailable", "shard has no live instance")
         # Keyed by the instance too: a restarted shard gets a closed breaker, not the one
