@@ -68,14 +68,7 @@ func heldIDs(t *testing.T, c *goredis.Client) map[int64]bool {
 
 func catalogIDs(t *testing.T) (inventory.Catalog, []int64) {
 	t.Helper()
-	path, err := inventory.FindCatalog(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := inventory.LoadCatalog(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := storetest.RealCatalog(t)
 	var ids []int64
 	for _, p := range c.Products {
 		ids = append(ids, p.ID)

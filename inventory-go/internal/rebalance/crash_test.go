@@ -118,7 +118,7 @@ func countProducts(t *testing.T, db *goredis.Client) int {
 
 func TestKilledRebalanceResumes(t *testing.T) {
 	bin := buildCtl(t)
-	c := realCatalog(t)
+	c := storetest.RealCatalog(t)
 	from, to := ids(3), ids(4)
 	crashed := newCluster(t, testredis.Start(t), c, from, to, false)
 	reference := newCluster(t, testredis.Start(t), c, from, to, false)

@@ -29,27 +29,14 @@ func productIDs(c inventory.Catalog) []int64 {
 	return out
 }
 
-func realCatalog(t *testing.T) inventory.Catalog {
-	t.Helper()
-	path, err := inventory.FindCatalog(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := inventory.LoadCatalog(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestRebalanceUnderTraffic(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		catalog func(*testing.T) inventory.Catalog
+		catalog func(testing.TB) inventory.Catalog
 		delay   time.Duration
 	}{
-		{"ShardCatalog60", func(*testing.T) inventory.Catalog { return storetest.ShardCatalog() }, 3 * time.Millisecond},
-		{"Catalog1000", realCatalog, 0},
+		{"ShardCatalog60", func(testing.TB) inventory.Catalog { return storetest.ShardCatalog() }, 3 * time.Millisecond},
+		{"Catalog1000", storetest.RealCatalog, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.catalog(t)

@@ -63,3 +63,17 @@ func MoveAway(t testing.TB, rdb *goredis.Client, id int64) {
 		t.Fatal(err)
 	}
 }
+
+// RealCatalog is services/catalog/products.json, found from the test's directory.
+func RealCatalog(t testing.TB) inventory.Catalog {
+	t.Helper()
+	path, err := inventory.FindCatalog(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := inventory.LoadCatalog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
