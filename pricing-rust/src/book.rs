@@ -9,11 +9,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::pricing::base_price_from_f64;
+use crate::redis_conn::RedisConn;
 
 /// Redis hash of base prices (field = product id, value = decimal string).
 pub const PRICES_KEY: &str = "polyshop:prices";
@@ -88,7 +88,7 @@ enum Store {
 }
 
 struct RedisBook {
-    conn: ConnectionManager,
+    conn: RedisConn,
     cache: RwLock<HashMap<u64, Decimal>>,
     // Bumped on every invalidation, so a fill that read Redis before a change cannot put
     // the old price back into the cache after the change evicted it.
@@ -117,10 +117,10 @@ impl PriceBook {
     /// A book in Redis: seeds missing prices from `catalog` (HSETNX never overwrites a
     /// price changed through the admin route, so a restart keeps it) and warms the cache.
     pub async fn redis(
-        conn: ConnectionManager,
+        conn: RedisConn,
         catalog: &HashMap<u64, Decimal>,
     ) -> Result<Self, BookError> {
-        let mut c = conn.clone();
+        let mut c = conn.conn();
         let entries: Vec<(&u64, &Decimal)> = catalog.iter().collect();
         // One pipeline per chunk, each under the connection's response timeout: a single
         // pipeline of a 10^6-product catalog outlived it and the start failed for ever.
@@ -150,7 +150,7 @@ impl PriceBook {
             return Ok(());
         };
         let before = r.generation.load(Ordering::Acquire);
-        let mut c = r.conn.clone();
+        let mut c = r.conn.conn();
         // HSCAN, not HGETALL: one reply per page keeps each under the response timeout
         // and never blocks Redis for the whole hash.
         let mut fresh: HashMap<u64, Decimal> = HashMap::new();
@@ -197,7 +197,7 @@ impl PriceBook {
                     }
                 }
                 let before = r.generation.load(Ordering::Acquire);
-                let mut c = r.conn.clone();
+                let mut c = r.conn.conn();
                 let raw: Option<String> = redis::cmd("HGET")
                     .arg(PRICES_KEY)
                     .arg(id)
@@ -229,7 +229,7 @@ impl PriceBook {
                 }
             }
             Store::Redis(r) => {
-                let mut c = r.conn.clone();
+                let mut c = r.conn.conn();
                 // One script: only a product of the book can be priced, atomically.
                 let set: i64 = redis::cmd("EVAL")
                     .arg(
@@ -292,7 +292,7 @@ impl PriceBook {
         let Store::Redis(r) = &self.store else {
             return Ok(());
         };
-        let mut c = r.conn.clone();
+        let mut c = r.conn.conn();
         redis::cmd("PING")
             .query_async::<String>(&mut c)
             .await
