@@ -19,6 +19,8 @@ use crate::redis_conn::RedisConn;
 pub const PRICES_KEY: &str = "polyshop:prices";
 /// Pub/sub channel announcing a changed price (payload = product id).
 pub const CHANGED_CHANNEL: &str = "polyshop:prices:changed";
+/// How often the subscription is PINGed (two unanswered in a row drop it).
+pub const SUBSCRIPTION_PING_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A price book failure: Redis is unreachable or answered with an error.
 #[derive(Debug, thiserror::Error)]
@@ -319,15 +321,38 @@ pub fn spawn_invalidation_listener(
                             Ok(()) => book.set_live(true),
                             Err(err) => tracing::warn!(error = %err, "price book reload failed"),
                         }
-                        let mut messages = pubsub.on_message();
-                        while let Some(msg) = messages.next().await {
-                            match msg
-                                .get_payload::<String>()
-                                .ok()
-                                .and_then(|p| p.parse::<u64>().ok())
-                            {
-                                Some(id) => book.invalidate(Some(id)),
-                                None => book.invalidate(None),
+                        let (mut sink, mut messages) = pubsub.split();
+                        // The subscription has no response timeout: a Redis gone without a
+                        // FIN or RST would leave the cache live and never invalidated. Only
+                        // a PING that goes unanswered tells.
+                        let mut tick = tokio::time::interval(SUBSCRIPTION_PING_INTERVAL);
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        tick.tick().await;
+                        let mut unanswered = 0u32;
+                        loop {
+                            tokio::select! {
+                                msg = messages.next() => {
+                                    let Some(msg) = msg else { break };
+                                    match msg
+                                        .get_payload::<String>()
+                                        .ok()
+                                        .and_then(|p| p.parse::<u64>().ok())
+                                    {
+                                        Some(id) => book.invalidate(Some(id)),
+                                        None => book.invalidate(None),
+                                    }
+                                }
+                                _ = tick.tick() => {
+                                    let ping = sink.ping::<redis::Value>();
+                                    let answered = matches!(
+                                        tokio::time::timeout(Duration::from_secs(1), ping).await,
+                                        Ok(Ok(_))
+                                    );
+                                    unanswered = if answered { 0 } else { unanswered + 1 };
+                                    if unanswered >= 2 {
+                                        break;
+                                    }
+                                }
                             }
                         }
                         tracing::warn!("price change subscription lost");

@@ -190,9 +190,33 @@ async fn pricing_recovers_from_a_redis_that_vanished_without_a_word() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["base_price"], 61.5);
 
+    // Another replica's change (written and announced behind this one's back) reaches the
+    // cache: the frozen subscription was noticed and replaced, not trusted for ever.
+    let mut raw = redis.conn().await;
+    redis::cmd("HSET")
+        .arg(pricing::book::PRICES_KEY)
+        .arg(123)
+        .arg("62.50")
+        .query_async::<()>(&mut raw)
+        .await
+        .expect("hset");
+    until(
+        "the cache follows another replica's change",
+        Duration::from_secs(10),
+        || async {
+            redis::cmd("PUBLISH")
+                .arg(pricing::book::CHANGED_CHANNEL)
+                .arg(123)
+                .query_async::<()>(&mut redis.conn().await)
+                .await
+                .expect("publish");
+            price_of(&app, 123).await.1["base_price"] == 62.5
+        },
+    )
+    .await;
+
     // The demand consumer (its own connection, 5 s response timeout) heals too: an event
     // written after the black-hole ends up in the projection.
-    let mut raw = redis.conn().await;
     let (secs, micros): (u64, u64) = redis::cmd("TIME")
         .query_async(&mut raw)
         .await
