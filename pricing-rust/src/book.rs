@@ -9,16 +9,18 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::pricing::base_price_from_f64;
+use crate::redis_conn::RedisConn;
 
 /// Redis hash of base prices (field = product id, value = decimal string).
 pub const PRICES_KEY: &str = "polyshop:prices";
 /// Pub/sub channel announcing a changed price (payload = product id).
 pub const CHANGED_CHANNEL: &str = "polyshop:prices:changed";
+/// How often the subscription is PINGed (two unanswered in a row drop it).
+pub const SUBSCRIPTION_PING_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A price book failure: Redis is unreachable or answered with an error.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +90,7 @@ enum Store {
 }
 
 struct RedisBook {
-    conn: ConnectionManager,
+    conn: RedisConn,
     cache: RwLock<HashMap<u64, Decimal>>,
     // Bumped on every invalidation, so a fill that read Redis before a change cannot put
     // the old price back into the cache after the change evicted it.
@@ -117,10 +119,10 @@ impl PriceBook {
     /// A book in Redis: seeds missing prices from `catalog` (HSETNX never overwrites a
     /// price changed through the admin route, so a restart keeps it) and warms the cache.
     pub async fn redis(
-        conn: ConnectionManager,
+        conn: RedisConn,
         catalog: &HashMap<u64, Decimal>,
     ) -> Result<Self, BookError> {
-        let mut c = conn.clone();
+        let mut c = conn.conn();
         let entries: Vec<(&u64, &Decimal)> = catalog.iter().collect();
         // One pipeline per chunk, each under the connection's response timeout: a single
         // pipeline of a 10^6-product catalog outlived it and the start failed for ever.
@@ -150,7 +152,7 @@ impl PriceBook {
             return Ok(());
         };
         let before = r.generation.load(Ordering::Acquire);
-        let mut c = r.conn.clone();
+        let mut c = r.conn.conn();
         // HSCAN, not HGETALL: one reply per page keeps each under the response timeout
         // and never blocks Redis for the whole hash.
         let mut fresh: HashMap<u64, Decimal> = HashMap::new();
@@ -197,7 +199,7 @@ impl PriceBook {
                     }
                 }
                 let before = r.generation.load(Ordering::Acquire);
-                let mut c = r.conn.clone();
+                let mut c = r.conn.conn();
                 let raw: Option<String> = redis::cmd("HGET")
                     .arg(PRICES_KEY)
                     .arg(id)
@@ -229,7 +231,7 @@ impl PriceBook {
                 }
             }
             Store::Redis(r) => {
-                let mut c = r.conn.clone();
+                let mut c = r.conn.conn();
                 // One script: only a product of the book can be priced, atomically.
                 let set: i64 = redis::cmd("EVAL")
                     .arg(
@@ -292,7 +294,7 @@ impl PriceBook {
         let Store::Redis(r) = &self.store else {
             return Ok(());
         };
-        let mut c = r.conn.clone();
+        let mut c = r.conn.conn();
         redis::cmd("PING")
             .query_async::<String>(&mut c)
             .await
@@ -319,15 +321,38 @@ pub fn spawn_invalidation_listener(
                             Ok(()) => book.set_live(true),
                             Err(err) => tracing::warn!(error = %err, "price book reload failed"),
                         }
-                        let mut messages = pubsub.on_message();
-                        while let Some(msg) = messages.next().await {
-                            match msg
-                                .get_payload::<String>()
-                                .ok()
-                                .and_then(|p| p.parse::<u64>().ok())
-                            {
-                                Some(id) => book.invalidate(Some(id)),
-                                None => book.invalidate(None),
+                        let (mut sink, mut messages) = pubsub.split();
+                        // The subscription has no response timeout: a Redis gone without a
+                        // FIN or RST would leave the cache live and never invalidated. Only
+                        // a PING that goes unanswered tells.
+                        let mut tick = tokio::time::interval(SUBSCRIPTION_PING_INTERVAL);
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        tick.tick().await;
+                        let mut unanswered = 0u32;
+                        loop {
+                            tokio::select! {
+                                msg = messages.next() => {
+                                    let Some(msg) = msg else { break };
+                                    match msg
+                                        .get_payload::<String>()
+                                        .ok()
+                                        .and_then(|p| p.parse::<u64>().ok())
+                                    {
+                                        Some(id) => book.invalidate(Some(id)),
+                                        None => book.invalidate(None),
+                                    }
+                                }
+                                _ = tick.tick() => {
+                                    let ping = sink.ping::<redis::Value>();
+                                    let answered = matches!(
+                                        tokio::time::timeout(Duration::from_secs(1), ping).await,
+                                        Ok(Ok(_))
+                                    );
+                                    unanswered = if answered { 0 } else { unanswered + 1 };
+                                    if unanswered >= 2 {
+                                        break;
+                                    }
+                                }
                             }
                         }
                         tracing::warn!("price change subscription lost");

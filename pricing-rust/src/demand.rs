@@ -13,8 +13,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoConsumersReply, StreamReadReply};
+
+use crate::redis_conn::RedisConn;
 
 /// The shared stream.
 pub const STREAM: &str = "inventory.events";
@@ -82,7 +83,7 @@ return n
 /// Reads the projection (`None` connection = memory mode: demand is 0).
 #[derive(Clone)]
 pub struct DemandReader {
-    conn: Option<ConnectionManager>,
+    conn: Option<RedisConn>,
 }
 
 impl DemandReader {
@@ -92,7 +93,7 @@ impl DemandReader {
     }
 
     /// Redis mode.
-    pub fn redis(conn: ConnectionManager) -> Self {
+    pub fn redis(conn: RedisConn) -> Self {
         Self { conn: Some(conn) }
     }
 
@@ -114,7 +115,7 @@ impl DemandReader {
         if product_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = conn.clone();
+        let mut c = conn.conn();
         let mut call = RECENT.prepare_invoke();
         for id in product_ids {
             call.key(demand_key(*id));
@@ -136,7 +137,7 @@ pub enum ConsumeError {
 
 /// One consumer of the group; several replicas share the work.
 pub struct Consumer {
-    conn: ConnectionManager,
+    conn: RedisConn,
     name: String,
     /// Entries per read.
     pub batch: usize,
@@ -154,8 +155,10 @@ pub struct Consumer {
 
 impl Consumer {
     /// A consumer named `name` (the INSTANCE_ID). `conn` must be its own connection with
-    /// a response timeout above `block`: XREADGROUP BLOCK holds the connection.
-    pub fn new(conn: ConnectionManager, name: impl Into<String>) -> Self {
+    /// a response timeout above `block`: XREADGROUP BLOCK holds the connection. Every
+    /// command takes `conn.conn()` afresh, so after the timeouts of a vanished peer the
+    /// next round runs on the manager its watchdog swapped in.
+    pub fn new(conn: RedisConn, name: impl Into<String>) -> Self {
         Self {
             conn,
             name: name.into(),
@@ -176,7 +179,7 @@ impl Consumer {
             .arg(GROUP)
             .arg("0")
             .arg("MKSTREAM")
-            .query_async(&mut self.conn)
+            .query_async(&mut self.conn.conn())
             .await;
         match created {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
@@ -205,7 +208,7 @@ impl Consumer {
             .arg("0-0")
             .arg("COUNT")
             .arg(self.batch)
-            .query_async(&mut self.conn)
+            .query_async(&mut self.conn.conn())
             .await?;
         if !claimed.claimed.is_empty() {
             applied += self.apply(&claimed.claimed).await?;
@@ -222,7 +225,7 @@ impl Consumer {
             .arg("CONSUMERS")
             .arg(STREAM)
             .arg(GROUP)
-            .query_async(&mut self.conn)
+            .query_async(&mut self.conn.conn())
             .await?;
         let mut removed = 0;
         for c in info.consumers {
@@ -233,7 +236,7 @@ impl Consumer {
                     .arg(STREAM)
                     .arg(GROUP)
                     .arg(&c.name)
-                    .query_async::<()>(&mut self.conn)
+                    .query_async::<()>(&mut self.conn.conn())
                     .await?;
                 removed += 1;
             }
@@ -256,7 +259,7 @@ impl Consumer {
             cmd.arg("BLOCK").arg(b.as_millis() as u64);
         }
         cmd.arg("STREAMS").arg(STREAM).arg(from);
-        let reply: Option<StreamReadReply> = cmd.query_async(&mut self.conn).await?;
+        let reply: Option<StreamReadReply> = cmd.query_async(&mut self.conn.conn()).await?;
         Ok(reply
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
             .unwrap_or_default())
@@ -295,7 +298,7 @@ impl Consumer {
                 call.arg(&e.id);
             }
         }
-        call.invoke_async::<()>(&mut self.conn).await?;
+        call.invoke_async::<()>(&mut self.conn.conn()).await?;
         if crashed {
             return Err(ConsumeError::Crash(upto));
         }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod demand;
 pub mod inventory;
 pub mod pricing;
+pub mod redis_conn;
 pub mod routes;
 pub mod shards;
 pub mod stats;
@@ -17,7 +18,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use svc_kit::{AdminToken, Kit, Readiness};
 
 pub use config::Config;
@@ -25,6 +25,7 @@ pub use config::Config;
 use book::PriceBook;
 use demand::DemandReader;
 use inventory::Inventory;
+use redis_conn::RedisConn;
 use stats::Stats;
 
 /// Service name in logs and `/health`.
@@ -129,16 +130,13 @@ pub fn registry_entry(cfg: &Config) -> svc_kit::registry::Entry {
     )
 }
 
-/// Connects a connection manager that reconnects by itself.
+/// Connects a self-healing connection (see [`redis_conn`]): connection timeout 1 s, the
+/// given response timeout.
 pub async fn connect_redis(
     client: &redis::Client,
     response_timeout: Duration,
-) -> redis::RedisResult<ConnectionManager> {
-    let cfg = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(response_timeout))
-        .set_number_of_retries(2);
-    client.get_connection_manager_with_config(cfg).await
+) -> redis::RedisResult<RedisConn> {
+    RedisConn::connect(client, response_timeout).await
 }
 
 // Redis may still be starting next to us (compose, k8s): retry for about 10 s, then give up
@@ -146,7 +144,7 @@ pub async fn connect_redis(
 async fn connect_with_retries(
     client: &redis::Client,
     response_timeout: Duration,
-) -> Result<ConnectionManager, String> {
+) -> Result<RedisConn, String> {
     let mut attempt = 0;
     loop {
         match connect_redis(client, response_timeout).await {
