@@ -242,7 +242,13 @@ impl Inventory {
         let Some(conn) = source.conn.as_mut() else {
             return;
         };
-        match shards::read(conn).await {
+        let read = shards::read(conn).await;
+        if read.is_err() {
+            // A fresh manager next time: one whose peer vanished without a FIN would time
+            // out for ever (redis-rs reconnects only on errors it reads as a dropped link).
+            source.conn = None;
+        }
+        match read {
             Ok(found) => {
                 if source.failing {
                     source.failing = false;

@@ -244,3 +244,38 @@ async fn pricing_recovers_from_a_redis_that_vanished_without_a_word() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_heartbeat_heals_too() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(redis.port).await;
+    let client = redis::Client::open(proxy.url()).expect("client");
+    let entry = svc_kit::registry::Entry::new("pricing", "rust", "0.1.0", "http://127.0.0.1:1");
+    let field = entry.field();
+    let heartbeat =
+        svc_kit::registry::Heartbeat::start_with(Some(client), entry, Duration::from_millis(200));
+    let registered = || async {
+        redis::cmd("HEXISTS")
+            .arg(svc_kit::registry::HASH_KEY)
+            .arg(&field)
+            .query_async::<bool>(&mut redis.conn().await)
+            .await
+            .expect("hexists")
+    };
+    until("registered", Duration::from_secs(5), registered).await;
+
+    // The link dies silently and the entry is gone: only a beat on a fresh connection can
+    // bring it back.
+    proxy.black_hole();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis::cmd("HDEL")
+        .arg(svc_kit::registry::HASH_KEY)
+        .arg(&field)
+        .query_async::<()>(&mut redis.conn().await)
+        .await
+        .expect("hdel");
+    until("registered again", Duration::from_secs(10), registered).await;
+    heartbeat.stop().await;
+}

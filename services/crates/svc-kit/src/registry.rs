@@ -246,6 +246,12 @@ async fn run(
             Some(c) => beat(c, &entry).await.map(drop),
             None => Err(std::io::Error::from(std::io::ErrorKind::NotConnected).into()),
         };
+        if result.is_err() {
+            // The next beat gets a fresh manager: redis-rs reconnects only on errors it reads
+            // as a dropped connection, so one whose peer vanished without a FIN (a deleted
+            // pod's IP) would time out on every beat for ever.
+            conn = None;
+        }
         match result {
             Err(err) if !failing => {
                 failing = true;
