@@ -116,15 +116,18 @@ async fn watchdog(shared: Weak<Shared>) {
         // manager stuck elsewhere (a reconnect that never settles).
         let cmd = redis::cmd("PING");
         let ping = cmd.query_async::<String>(&mut c);
-        let timed_out =
+        let unhealthy =
             match tokio::time::timeout(s.response_timeout + CONNECTION_TIMEOUT * 2, ping).await {
                 Ok(Ok(_)) => false,
-                Ok(Err(e)) => e.is_timeout(),
+                // A timeout, or an answer that is not a PONG (a connection out of step with
+                // its replies: seen after a Redis pod was replaced, every command then failed
+                // to parse). The manager reconnects on neither.
+                Ok(Err(e)) => e.is_timeout() || !e.is_io_error(),
                 Err(_) => true,
             };
         drop(c);
-        if !timed_out {
-            // Success, or an error the manager does act on (refused, reset): its own
+        if !unhealthy {
+            // Success, or an I/O error the manager does act on (refused, reset): its own
             // reconnect handles those.
             timeouts = 0;
             continue;
