@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{RedisServer, config, post_json, send};
+use common::{RedisServer, config, post_json, send, until};
 use pricing::demand::{Consumer, DemandReader, GROUP, STREAM};
 use serde_json::Value;
 
@@ -54,18 +54,12 @@ fn put_price(id: u64, price: f64) -> Request<Body> {
 }
 
 /// Polls `check` for up to 5 s (pub/sub and the consumer are asynchronous).
-async fn eventually<F, Fut>(what: &str, mut check: F)
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..250 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("never happened: {what}");
+    until(what, Duration::from_secs(5), check).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,12 +10,12 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{RedisServer, config, get, post_json, send};
+use common::{RedisServer, config, get, post_json, send, until};
 use serde_json::Value;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -108,21 +108,6 @@ async fn price_of(app: &Router, id: u64) -> (StatusCode, Value) {
     )
     .await;
     (s, b)
-}
-
-async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not within {within:?}: {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -179,3 +179,19 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// Polls `check` every 20 ms until it holds; panics after `within`.
+pub async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not within {within:?}: {what}");
+}
