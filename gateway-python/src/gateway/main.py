@@ -137,10 +137,15 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Our own middleware records metrics, logs and trace headers; FastAPI's native
+        # OpenTelemetry has no provider here, yet asks for one on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    # The lean read path first: a plain route, so FastAPI's per-route machinery is skipped.
+    # The lean read path: a plain route, so FastAPI's per-route machinery is skipped, and
+    # the first one matched (FastAPI registered /openapi.json and /docs before it).
     app.router.add_route(products.PRODUCT_ROUTE, products.product_get, methods=["GET"])
+    app.router.routes.insert(0, app.router.routes.pop())
     for module in (products, orders, stats, registry, health):
         app.include_router(module.router)
     app.add_middleware(

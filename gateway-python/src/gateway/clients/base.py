@@ -1,6 +1,6 @@
-# One pooled aiohttp session per upstream, behind its circuit breaker and bulkhead: per-try
-# timeout bounded by the request deadline, jittered retries of idempotent calls only,
-# header propagation and client-side metrics.
+# One keep-alive connection pool per upstream (transport.py), behind its circuit breaker and
+# bulkhead: per-try timeout bounded by the request deadline, jittered retries of idempotent
+# calls only, header propagation and client-side metrics.
 from __future__ import annotations
 
 import asyncio
@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aiohttp
 import orjson
 
+from gateway.clients.transport import HttpPool, TransportError
 from gateway.config import Settings
 from gateway.context import current, outgoing_headers
 from gateway.metrics import Metrics
@@ -89,7 +89,7 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self.settings = settings
         self.metrics = metrics
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: HttpPool | None = None
         self._timeout_s = settings.upstream_timeout_ms / 1000
         self.breaker = CircuitBreaker(
             name,
@@ -104,29 +104,19 @@ class Upstream:
         )
 
     async def start(self) -> None:
-        # The bulkhead bounds concurrency; a pool of the same size never makes a call wait
-        # for a connection inside aiohttp, where the wait would eat the per-try timeout.
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.bulkhead_max + 8, ttl_dns_cache=300, keepalive_timeout=30
-        )
-        self._session = aiohttp.ClientSession(
-            base_url=self.base_url,
-            connector=connector,
-            json_serialize=lambda o: orjson.dumps(o).decode(),
-            skip_auto_headers=("User-Agent",),
-            raise_for_status=False,
-        )
+        # The bulkhead bounds concurrency; idle connections beyond it would only be closed.
+        self._pool = HttpPool(self.base_url, self.settings.bulkhead_max + 8)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def pool(self) -> HttpPool:
+        if self._pool is None:
             raise RuntimeError(f"upstream {self.name} used before start()")
-        return self._session
+        return self._pool
 
     async def call(
         self,
@@ -230,34 +220,27 @@ class Upstream:
                 timeout, deadline_bound = remaining, True
         # The callee gets the budget of this try, so it stops when we stop waiting.
         headers = outgoing_headers(current(), int(timeout * 1000))
+        body = None if json is None else orjson.dumps(json)
         start = time.perf_counter()
         status = 0
         try:
-            async with self.session.request(
-                method,
-                path,
-                json=json,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-                owner = resp.headers.get("X-Shard-Owner") if status == 421 else None
-        except TimeoutError:
-            kind: FailureKind = "deadline" if deadline_bound else "unavailable"
-            raise UpstreamError(self.name, kind, "timeout", maybe_applied=True) from None
-        except aiohttp.ClientConnectorError as exc:
-            # Never connected: the request cannot have been applied.
-            raise UpstreamError(self.name, "unavailable", type(exc).__name__) from None
-        except aiohttp.ClientError as exc:
+            resp = await self.pool.request(method, path, headers, body, timeout)
+            status = resp.status
+        except TransportError as exc:
+            if exc.timed_out:
+                kind: FailureKind = "deadline" if deadline_bound else "unavailable"
+                raise UpstreamError(self.name, kind, "timeout", maybe_applied=exc.sent) from None
             raise UpstreamError(
-                self.name, "unavailable", type(exc).__name__, maybe_applied=True
+                self.name, "unavailable", exc.reason, maybe_applied=exc.sent
             ) from None
         finally:
             self.metrics.observe_client(method, self.name, status, time.perf_counter() - start)
+        owner = resp.headers.get(b"x-shard-owner") if status == 421 else None
         if status >= 500:
             log.warning(
                 "upstream_error",
                 extra={"upstream": self.name, "path": path, "status": status},
             )
-        return UpstreamResponse(status, body, owner)
+        return UpstreamResponse(
+            status, resp.body, None if owner is None else owner.decode("latin-1")
+        )
