@@ -23,14 +23,14 @@ deps-python: ## virtualenv .venv with the gateway (editable) and its pinned test
 	fi
 
 lint-python: ## ruff check, ruff format --check, mypy --strict on the gateway
-	@cd $(GW) && $(VENV)/bin/ruff check src tests scripts ../tests/e2e ../tests/faults ../tests/compose ../tests/schemathesis ../tests/harness.py ../bench ../tests/references
-	@cd $(GW) && $(VENV)/bin/ruff format --check src tests scripts ../tests/e2e ../tests/faults ../tests/compose ../tests/schemathesis ../tests/harness.py ../bench ../tests/references
+	@cd $(GW) && $(VENV)/bin/ruff check src tests scripts ../tests/e2e ../tests/faults ../tests/compose ../tests/schemathesis ../tests/browser ../tests/harness.py ../bench ../tests/references
+	@cd $(GW) && $(VENV)/bin/ruff format --check src tests scripts ../tests/e2e ../tests/faults ../tests/compose ../tests/schemathesis ../tests/browser ../tests/harness.py ../bench ../tests/references
 	@cd $(GW) && $(VENV)/bin/mypy src
 	@echo "lint-python: clean"
 
 fmt-python: ## ruff format + safe fixes
-	@cd $(GW) && $(VENV)/bin/ruff check --fix --quiet src tests scripts ../tests/e2e ../tests/faults ../tests/compose ../tests/schemathesis ../tests/harness.py ../bench ../tests/references || true
-	@cd $(GW) && $(VENV)/bin/ruff format src tests scripts ../tests/e2e ../tests/faults ../tests/compose ../tests/schemathesis ../tests/harness.py ../bench ../tests/references
+	@cd $(GW) && $(VENV)/bin/ruff check --fix --quiet src tests scripts ../tests/e2e ../tests/faults ../tests/compose ../tests/schemathesis ../tests/browser ../tests/harness.py ../bench ../tests/references || true
+	@cd $(GW) && $(VENV)/bin/ruff format src tests scripts ../tests/e2e ../tests/faults ../tests/compose ../tests/schemathesis ../tests/browser ../tests/harness.py ../bench ../tests/references
 
 test-python: ## gateway unit tests (fake upstreams over real HTTP, real redis-server)
 	@cd $(GW) && $(PY) -m pytest -q

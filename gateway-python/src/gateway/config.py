@@ -124,6 +124,24 @@ def parse_http_url(value: str) -> str:
     return f"http://{authority}{path}"
 
 
+def parse_link_url(value: str) -> str:
+    """A link for a browser (Grafana, Prometheus): http:// or https://host[:port][/path][?query],
+    no credentials or fragment, kept as written."""
+    value = trim(value)
+    if not _visible_ascii(value) or any(c in value for c in "<>\"'`"):
+        raise ValueError("must be an http(s)://host[:port][/path] URL without whitespace")
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    if "#" in rest:
+        raise ValueError("must not have a fragment")
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    if "@" in authority:
+        raise ValueError("must not carry credentials")
+    _host_port(authority)
+    return value
+
+
 def parse_http_url_list(value: str) -> list[str] | None:
     """Comma list of http URLs: entries trimmed, empty and duplicate entries dropped, order
     kept; no entry at all is unset. The entries are the ring's shard names, kept as written."""
@@ -301,6 +319,13 @@ class Settings(BaseSettings):
         None,
         description="redis:// URL of the registry's Redis; unset = REDIS_URL's;"
         " neither = no registration",
+    )
+
+    grafana_url: Annotated[str | None, _on_str(parse_link_url)] = Field(
+        None, description="Grafana link on the status page (http or https); unset = no link"
+    )
+    prometheus_url: Annotated[str | None, _on_str(parse_link_url)] = Field(
+        None, description="Prometheus link on the status page (http or https); unset = no link"
     )
 
     def inventory_shards(self) -> list[str]:

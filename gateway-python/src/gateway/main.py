@@ -32,6 +32,7 @@ from gateway.registry import Registry, gateway_entry
 from gateway.resilience import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.shards import ShardDirectory
 from gateway.store import MemoryStore, Store
+from gateway.web import pages as web
 
 log = logging.getLogger("gateway")
 DESCRIPTION = (
@@ -148,11 +149,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.insert(0, app.router.routes.pop())
     for module in (products, orders, stats, registry, health):
         app.include_router(module.router)
+    app.include_router(web.router)  # the storefront: HTML pages, not in the OpenAPI document
     app.add_middleware(
         GatewayMiddleware,
         settings=settings,
         metrics=metrics,
         plain_routes={products.product_get: products.PRODUCT_ROUTE},
+        error_page=web.middleware_error_page,
     )
 
     def custom_openapi() -> dict[str, Any]:

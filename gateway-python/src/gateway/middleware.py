@@ -8,8 +8,10 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import Settings
@@ -28,6 +30,10 @@ MAX_HEADER_BYTES = 16384
 MAX_HEADERS = 100
 
 
+# path, error -> the HTML page for it, or None for the shared JSON body.
+ErrorPage = Callable[[str, ApiError], Response | None]
+
+
 class BodyTooLarge(Exception):
     """Raised from receive() as soon as the body passes MAX_BODY_BYTES."""
 
@@ -39,8 +45,11 @@ class GatewayMiddleware:
         settings: Settings,
         metrics: Metrics,
         plain_routes: dict[Any, str] | None = None,
+        error_page: ErrorPage | None = None,
     ) -> None:
         self.app = app
+        # The storefront's HTML for the errors answered here on its paths (None: JSON).
+        self.error_page = error_page
         # FastAPI sets scope["route"] for its own routes only; plain routes are named by
         # their endpoint so the histogram still gets the template.
         self.plain_routes = plain_routes or {}
@@ -110,18 +119,22 @@ class GatewayMiddleware:
             if early is None and self.settings.fault_delay_ms and scope["path"].startswith("/api/"):
                 await asyncio.sleep(self.settings.fault_delay_ms / 1000)
             if early is not None:
-                await _send_error(send_wrapper, early)
+                await _send_error(send_wrapper, early, self._page(scope))
             else:
                 await self.app(scope, receive_limited, send_wrapper)
         except BodyTooLarge:
             if not state["started"]:
                 await _send_error(
-                    send_wrapper, ApiError("payload_too_large", "request body is too large")
+                    send_wrapper,
+                    ApiError("payload_too_large", "request body is too large"),
+                    self._page(scope),
                 )
         except Exception:
             log.exception("unhandled_error", extra={"path": scope["path"]})
             if not state["started"]:
-                await _send_error(send_wrapper, ApiError("internal_error", "internal error"))
+                await _send_error(
+                    send_wrapper, ApiError("internal_error", "internal error"), self._page(scope)
+                )
         finally:
             route = (
                 getattr(scope.get("route"), "path", None)
@@ -141,6 +154,12 @@ class GatewayMiddleware:
                         "duration_ms": round(seconds * 1000, 2),
                     },
                 )
+
+    def _page(self, scope: Scope) -> Callable[[ApiError], Response | None] | None:
+        if self.error_page is None:
+            return None
+        page, path = self.error_page, scope["path"]
+        return lambda exc: page(path, exc)
 
     def _precheck(
         self,
@@ -193,13 +212,21 @@ class GatewayMiddleware:
         )
 
 
-async def _send_error(send: Send, exc: ApiError) -> None:
-    body = error_body(exc.code, exc.message, exc.details)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+async def _send_error(
+    send: Send, exc: ApiError, page: Callable[[ApiError], Response | None] | None = None
+) -> None:
+    html = page(exc) if page is not None else None
+    if html is not None:
+        body = bytes(html.body)
+        headers = [(k, v) for k, v in html.raw_headers if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+    else:
+        body = error_body(exc.code, exc.message, exc.details)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
     if exc.status == 413:
         # The rest of the body is never read, so the connection cannot be reused.
         headers.append((b"connection", b"close"))

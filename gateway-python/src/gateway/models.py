@@ -77,6 +77,13 @@ class GatewayStats(BaseModel):
     service: str
     language: str
     uptime: float = Field(description="seconds since start")
+    requests_processed: int = Field(
+        description="requests served (all but /health, /ready, /metrics)"
+    )
+    avg_response_time_us: float = Field(description="mean duration of those requests")
+    breakers: dict[str, Literal["closed", "half_open", "open"]] = Field(
+        description="circuit breaker state per upstream (pricing, inventory or inventory-<i>)"
+    )
 
 
 class Stats(BaseModel):

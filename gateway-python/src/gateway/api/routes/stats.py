@@ -32,6 +32,23 @@ def _slot(result: dict[str, Any] | BaseException, upstream: str) -> dict[str, An
     return result
 
 
+def _served(services: Services) -> dict[str, Any]:
+    """The gateway's own request count and mean latency (its server histogram, probes
+    excluded), and each upstream's breaker state: read here, never on the request path."""
+    count = total = 0.0
+    for metric in services.metrics.server.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                count += sample.value
+            elif sample.name.endswith("_sum"):
+                total += sample.value
+    return {
+        "requests_processed": int(count),
+        "avg_response_time_us": round(total / count * 1e6, 1) if count else 0.0,
+        "breakers": {u.name: u.breaker.state for u in services.upstreams},
+    }
+
+
 async def _instance_counts(services: Services) -> dict[str, Any]:
     _, entries = await live_instances(services)
     return dict(sorted(Counter(e.name for e in entries).items()))
@@ -53,6 +70,7 @@ async def stats_get(services: ServicesDep) -> Response:
             "service": "api-gateway",
             "language": "Python",
             "uptime": round(time.monotonic() - services.started_at, 1),
+            **_served(services),
         },
         "pricing_service": _slot(pricing, "pricing"),
         "inventory_service": _slot(inventory, "inventory"),
