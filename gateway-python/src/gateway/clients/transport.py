@@ -3,7 +3,7 @@
 # gateway's own server side).
 #
 # Why not aiohttp's client, which this replaced: profiled under load (docs/ARCHITECTURE.md,
-# "The upstream client"), aiohttp spent ~150 µs of Python per call, half of the gateway's CPU
+# Decisions), aiohttp spent ~150 µs of Python per call, half of the gateway's CPU
 # per product read, on machinery the gateway never uses (cookies, redirects, proxies,
 # compression, streaming, tracing hooks). Every upstream here is a known HTTP/1.1 service
 # answering a few kB with Content-Length or chunked bodies, so this is all the gateway needs,
