@@ -191,7 +191,7 @@ def test_inventory_down_shows_the_dependency_down_message(
     assert resp.status == 503
     assert int(resp.headers["retry-after"]) >= 1
     expect(page.get_by_role("alert")).to_contain_text("A service is down")
-    expect(page.get_by_role("alert")).to_contain_text("Nothing was ordered")
+    expect(page.get_by_role("alert")).to_contain_text("will not order twice")
     shoot(page, "inventory-down")
     page.goto("/status")
     expect(page.locator('[data-slot="inventory_service"]')).to_have_text("unavailable")

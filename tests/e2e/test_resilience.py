@@ -39,6 +39,26 @@ async def breaker_state(http: aiohttp.ClientSession, stack: Stack, upstream: str
     return int(float(m[1]))
 
 
+async def server_durations(
+    http: aiohttp.ClientSession, stack: Stack, route: str
+) -> dict[str, float]:
+    """The gateway's own histogram of `route` (le -> cumulative count, over every status):
+    time from the request's arrival in the gateway to its answer, which a busy test client's
+    connect queue does not inflate."""
+    async with http.get(f"{stack.gateway}/metrics") as resp:
+        text = await resp.text()
+    buckets: dict[str, float] = {}
+    # Greedy up to the last "} ": the route label itself holds braces ({id}).
+    for m in re.finditer(
+        r"^http_server_request_duration_seconds_bucket\{(.*)\} (\S+)$", text, re.M
+    ):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m[1]))
+        if labels.get("http_route") == route:
+            buckets[labels["le"]] = buckets.get(labels["le"], 0.0) + float(m[2])
+    assert buckets, f"no server histogram for {route}"
+    return buckets
+
+
 async def test_inventory_hung_breaker_opens_then_half_opens_and_closes(
     make_stack: StackFactory, http: aiohttp.ClientSession
 ) -> None:
@@ -107,8 +127,13 @@ async def test_2000_concurrent_reads_with_bulkhead_8(
     assert codes <= {"overloaded", "deadline_exceeded"}, codes
     assert statuses.count(200) >= 8
     assert "overloaded" in codes  # 2,000 > 8 in flight + 1,024 waiting
+    # The deadline promise, timed where it is kept: inside the gateway, every answer came
+    # by the 5 s bucket (deadline 2.5 s + scheduling). The client's own clock also counts
+    # the wait for 2,000 connects to be accepted on a loaded machine: a hang guard only.
+    durations = await server_durations(http, stack, "/api/product/{id}")
+    assert durations["5.0"] == durations["+Inf"] >= 2000, durations
     slowest = max(a[3] for a in answers)
-    assert slowest < DEADLINE_S + 1.5, f"slowest answer took {slowest:.2f}s"
+    assert slowest < 3 * DEADLINE_S, f"slowest answer took {slowest:.2f}s"
     assert (await call(http, "GET", url))[0] == 200  # and it recovers at once
     assert await breaker_state(http, stack, "pricing") == 0  # overload is not a failure
 

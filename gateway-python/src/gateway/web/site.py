@@ -83,8 +83,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fault_injected": ("Something went wrong", "An injected test fault answered this request."),
     "upstream_unavailable": (
         "A service is down",
-        "A service behind the shop is unavailable right now. Nothing was ordered; try again"
-        " in a moment.",
+        # Not "nothing was ordered": an order whose commit answer was lost stays pending
+        # until recovery decides it. The form keeps its key, so sending it again is safe.
+        "A service behind the shop is unavailable right now. Try again in a moment; an"
+        " order form sent again will not order twice.",
     ),
     "overloaded": ("The shop is busy", "Too many requests at once. Try again in a moment."),
     "product_moving": (
