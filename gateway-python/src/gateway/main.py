@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.routing import Route
 
 from gateway import __version__
 from gateway.api.deps import Services
@@ -143,10 +144,12 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    # The lean read path: a plain route, so FastAPI's per-route machinery is skipped, and
-    # the first one matched (FastAPI registered /openapi.json and /docs before it).
-    app.router.add_route(products.PRODUCT_ROUTE, products.product_get, methods=["GET"])
-    app.router.routes.insert(0, app.router.routes.pop())
+    # The hot routes are plain Starlette routes, so FastAPI's per-route machinery is
+    # skipped, and the first ones matched (FastAPI registered /openapi.json and /docs first).
+    app.router.routes[:0] = [
+        Route(products.PRODUCT_ROUTE, products.product_get, methods=["GET"]),
+        Route(orders.ORDER_ROUTE, orders.order_post, methods=["POST"]),
+    ]
     for module in (products, orders, stats, registry, health):
         app.include_router(module.router)
     app.include_router(web.router)  # the storefront: HTML pages, not in the OpenAPI document
@@ -154,7 +157,10 @@ def create_app(settings: Settings) -> FastAPI:
         GatewayMiddleware,
         settings=settings,
         metrics=metrics,
-        plain_routes={products.product_get: products.PRODUCT_ROUTE},
+        plain_routes={
+            products.product_get: products.PRODUCT_ROUTE,
+            orders.order_post: orders.ORDER_ROUTE,
+        },
         error_page=web.middleware_error_page,
     )
 
@@ -167,7 +173,7 @@ def create_app(settings: Settings) -> FastAPI:
             description=app.description,
             routes=app.routes,
         )
-        _document_product_route(schema)
+        _document_plain_routes(schema)
         app.openapi_schema = schema
         return schema
 
@@ -175,8 +181,8 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _document_product_route(schema: dict[str, Any]) -> None:
-    """Adds GET /api/product/{id}, which is a plain route FastAPI does not document."""
+def _document_plain_routes(schema: dict[str, Any]) -> None:
+    """Adds GET /api/product/{id} and POST /api/order, plain routes FastAPI does not document."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     # OrderRequest is read by hand in orders.py, so FastAPI does not register it either.
     for model in (Product, ErrorResponse, OrderRequest):
@@ -215,6 +221,7 @@ def _document_product_route(schema: dict[str, Any]) -> None:
     }
     paths = schema.setdefault("paths", {})
     paths["/api/product/{id}"] = {"get": operation}
+    paths[orders.ORDER_ROUTE] = {"post": orders.ORDER_POST_OPERATION}
     schema["paths"] = dict(sorted(paths.items()))
     schema["components"]["schemas"] = dict(sorted(components.items()))
 
