@@ -90,6 +90,20 @@ async def test_seed_api_through_the_published_ports(http: aiohttp.ClientSession)
     assert stats["inventory_service"]["requests_processed"] > 0
 
 
+async def test_storefront_from_the_image(http: aiohttp.ClientSession) -> None:
+    # The image carries the catalog (product names) and the templates; the status page
+    # links to the Grafana and Prometheus that compose publishes.
+    async with http.get(f"{GATEWAY}/?q=123") as resp:
+        grid = await resp.text()
+    assert resp.status == 200, grid
+    assert 'href="/product/123"' in grid and "Classic Jacket 123" in grid  # the catalog's name
+    async with http.get(f"{GATEWAY}/status") as resp:
+        status_page = await resp.text()
+    assert resp.status == 200, status_page
+    assert 'href="http://localhost:3000"' in status_page
+    assert 'href="http://localhost:9090"' in status_page
+
+
 async def test_more_concurrent_orders_than_units_sell_exactly_the_units(
     http: aiohttp.ClientSession,
 ) -> None:
