@@ -14,12 +14,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.api.deps import Services, services_of
+from gateway.api.routes.products import pricing_down, pricing_failure, request_deadline
 from gateway.api.routes.stats import stats_get
-from gateway.clients.base import UpstreamError, UpstreamResponse
+from gateway.clients.base import UpstreamError
 from gateway.context import current
-from gateway.errors import ApiError, from_domain
+from gateway.errors import ApiError
 from gateway.headers import MalformedHeader, parse_idempotency_key
-from gateway.orders.domain import DependencyDown
 from gateway.web.site import SECURITY_HEADERS, message, site
 
 router = APIRouter(include_in_schema=False)
@@ -60,24 +60,6 @@ def _invalid(field: str, text: str) -> ApiError:
     return ApiError("validation_failed", text, [{"field": field, "message": text}])
 
 
-def _deadline() -> float:
-    ctx = current()
-    assert ctx is not None  # the middleware made it
-    return ctx.deadline
-
-
-def _pricing_failure(resp: UpstreamResponse, product_id: int | None) -> ApiError:
-    if resp.status == 404 and product_id is not None:
-        return ApiError("product_not_found", f"product {product_id} does not exist")
-    if resp.error_code() == "deadline_exceeded":
-        return ApiError("deadline_exceeded", "the request ran out of time")
-    return ApiError("upstream_unavailable", "pricing service unavailable")
-
-
-def _down(exc: UpstreamError) -> ApiError:
-    return from_domain(DependencyDown("pricing service", exc.kind, exc.retry_after))
-
-
 def _error_of(status: int, body: bytes, headers: dict[str, str]) -> ApiError:
     """An ApiError back from a shared-shape error answer of the order workflow."""
     try:
@@ -113,12 +95,12 @@ async def grid(request: Request) -> Response:
     if page.ids:
         services = services_of(request)
         try:
-            resp = await services.pricing.products_raw(page.ids, _deadline())
+            resp = await services.pricing.products_raw(page.ids, request_deadline())
             if resp.status != 200:
-                raise _pricing_failure(resp, None)
+                raise pricing_failure(resp, None)
             products = resp.json()["products"]
         except UpstreamError as exc:
-            error = _down(exc)
+            error = pricing_down(exc)
         except ApiError as exc:
             error = exc
     for p in products:
@@ -139,11 +121,11 @@ async def grid(request: Request) -> Response:
 
 async def _product(services: Services, product_id: int) -> dict[str, Any]:
     try:
-        resp = await services.pricing.product_raw(product_id, _deadline())
+        resp = await services.pricing.product_raw(product_id, request_deadline())
     except UpstreamError as exc:
-        raise _down(exc) from None
+        raise pricing_down(exc) from None
     if resp.status != 200:
-        raise _pricing_failure(resp, product_id)
+        raise pricing_failure(resp, product_id)
     data: dict[str, Any] = resp.json()
     return data
 

@@ -53,7 +53,7 @@ def splice_processing_time(body: bytes) -> bytes:
     return b'%s%s"processing_time_ms":%s}' % (end[:-1], sep, repr(ms).encode())
 
 
-def _upstream_failure(resp: UpstreamResponse, product_id: int | None) -> ApiError:
+def pricing_failure(resp: UpstreamResponse, product_id: int | None) -> ApiError:
     code = resp.error_code()
     if resp.status == 404 and product_id is not None:
         return ApiError("product_not_found", f"product {product_id} does not exist")
@@ -68,21 +68,21 @@ async def product_get(request: Request) -> Response:
     product_id = parse_product_id(request.path_params["id"])
     services = services_of(request)
     try:
-        resp = await services.pricing.product_raw(product_id, _deadline())
+        resp = await services.pricing.product_raw(product_id, request_deadline())
         if resp.status != 200:
-            raise _upstream_failure(resp, product_id)
+            raise pricing_failure(resp, product_id)
         return Response(splice_processing_time(resp.body), media_type=JSON)
     except UpstreamError as exc:
-        raise _unavailable(exc) from None
+        raise pricing_down(exc) from None
 
 
-def _deadline() -> float:
+def request_deadline() -> float:
     ctx = current()
     assert ctx is not None  # the middleware made it
     return ctx.deadline
 
 
-def _unavailable(exc: UpstreamError) -> ApiError:
+def pricing_down(exc: UpstreamError) -> ApiError:
     return from_domain(DependencyDown("pricing service", exc.kind, exc.retry_after))
 
 
@@ -118,9 +118,9 @@ async def products_get(
 ) -> Response:
     parsed = parse_ids(ids)
     try:
-        resp = await services.pricing.products_raw(parsed, _deadline())
+        resp = await services.pricing.products_raw(parsed, request_deadline())
         if resp.status != 200:
-            raise _upstream_failure(resp, None)
+            raise pricing_failure(resp, None)
         return Response(splice_processing_time(resp.body), media_type=JSON)
     except UpstreamError as exc:
-        raise _unavailable(exc) from None
+        raise pricing_down(exc) from None
