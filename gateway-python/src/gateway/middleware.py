@@ -119,22 +119,18 @@ class GatewayMiddleware:
             if early is None and self.settings.fault_delay_ms and scope["path"].startswith("/api/"):
                 await asyncio.sleep(self.settings.fault_delay_ms / 1000)
             if early is not None:
-                await _send_error(send_wrapper, early, self._page(scope))
+                await _send_error(send_wrapper, early, self._html(scope, early))
             else:
                 await self.app(scope, receive_limited, send_wrapper)
         except BodyTooLarge:
             if not state["started"]:
-                await _send_error(
-                    send_wrapper,
-                    ApiError("payload_too_large", "request body is too large"),
-                    self._page(scope),
-                )
+                too_large = ApiError("payload_too_large", "request body is too large")
+                await _send_error(send_wrapper, too_large, self._html(scope, too_large))
         except Exception:
             log.exception("unhandled_error", extra={"path": scope["path"]})
             if not state["started"]:
-                await _send_error(
-                    send_wrapper, ApiError("internal_error", "internal error"), self._page(scope)
-                )
+                internal = ApiError("internal_error", "internal error")
+                await _send_error(send_wrapper, internal, self._html(scope, internal))
         finally:
             route = (
                 getattr(scope.get("route"), "path", None)
@@ -155,11 +151,8 @@ class GatewayMiddleware:
                     },
                 )
 
-    def _page(self, scope: Scope) -> Callable[[ApiError], Response | None] | None:
-        if self.error_page is None:
-            return None
-        page, path = self.error_page, scope["path"]
-        return lambda exc: page(path, exc)
+    def _html(self, scope: Scope, exc: ApiError) -> Response | None:
+        return None if self.error_page is None else self.error_page(scope["path"], exc)
 
     def _precheck(
         self,
@@ -212,10 +205,8 @@ class GatewayMiddleware:
         )
 
 
-async def _send_error(
-    send: Send, exc: ApiError, page: Callable[[ApiError], Response | None] | None = None
-) -> None:
-    html = page(exc) if page is not None else None
+async def _send_error(send: Send, exc: ApiError, html: Response | None = None) -> None:
+    """The error in the shared JSON shape, or as `html` (a storefront page) when given."""
     if html is not None:
         body = bytes(html.body)
         headers = [(k, v) for k, v in html.raw_headers if k != b"content-length"]

@@ -138,7 +138,7 @@ class Site:
         return Response(body, status_code=status, headers=headers, media_type=HTML)
 
     def error_page(self, exc: ApiError, **context: Any) -> Response:
-        title, hint = MESSAGES.get(exc.code, MESSAGES["internal_error"])
+        title, hint = message(exc)
         response = self.render(
             "error.html", exc.status, title=title, hint=hint, error=exc, links=None, **context
         )
@@ -163,25 +163,27 @@ def money(value: Any) -> str:
         return "—"
 
 
+def _number(value: Any) -> int | float | None:
+    """A JSON number, else None (a bool is not one, though Python says it is an int)."""
+    return None if isinstance(value, bool) or not isinstance(value, int | float) else value
+
+
 def count(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "—"
-    return f"{value:,.0f}"
+    n = _number(value)
+    return "—" if n is None else f"{n:,.0f}"
 
 
 def micros(value: Any) -> str:
     """A duration in microseconds, as µs below 1 ms and ms above (status.js does the same)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    n = _number(value)
+    if n is None:
         return "—"
-    if value < 1000:
-        return f"{value:,.0f} µs"
-    return f"{value / 1000:,.1f} ms"
+    return f"{n:,.0f} µs" if n < 1000 else f"{n / 1000:,.1f} ms"
 
 
 def seconds(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "—"
-    return f"{value:,.0f} s"
+    n = _number(value)
+    return "—" if n is None else f"{n:,.0f} s"
 
 
 def text(value: Any) -> str:
