@@ -110,12 +110,18 @@ async fn price_of(app: &Router, id: u64) -> (StatusCode, Value) {
     (s, b)
 }
 
+/// A real redis-server behind the black-hole proxy (None: no redis-server outside CI).
+async fn proxied_redis() -> Option<(RedisServer, Proxy)> {
+    let redis = RedisServer::start()?;
+    let proxy = Proxy::start(redis.port).await;
+    Some((redis, proxy))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handle_replaces_a_black_holed_connection() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, proxy)) = proxied_redis().await else {
         return;
     };
-    let proxy = Proxy::start(redis.port).await;
     let client = redis::Client::open(proxy.url()).expect("client");
     let handle = pricing::connect_redis(&client, Duration::from_millis(500))
         .await
@@ -143,10 +149,9 @@ async fn the_handle_replaces_a_black_holed_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pricing_recovers_from_a_redis_that_vanished_without_a_word() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((redis, proxy)) = proxied_redis().await else {
         return;
     };
-    let proxy = Proxy::start(redis.port).await;
     let cfg = config(&[
         ("REDIS_URL", &proxy.url()),
         ("ADMIN_TOKEN", "s3cret"),
@@ -232,10 +237,9 @@ async fn pricing_recovers_from_a_redis_that_vanished_without_a_word() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_registry_heartbeat_heals_too() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((redis, proxy)) = proxied_redis().await else {
         return;
     };
-    let proxy = Proxy::start(redis.port).await;
     let client = redis::Client::open(proxy.url()).expect("client");
     let entry = svc_kit::registry::Entry::new("pricing", "rust", "0.1.0", "http://127.0.0.1:1");
     let field = entry.field();
